@@ -1,0 +1,56 @@
+"""Check kinds, registered by name and built from config by one factory.
+
+Each kind lives in its own module under ``opsctl.checks.kinds`` with a ``build`` function;
+the module is imported only when a check of that kind is built, so a health run without
+HTTP checks never imports an HTTP library.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from opsctl.checks._result import Check
+from opsctl.errors import ConfigError
+
+KINDS: dict[str, str] = {
+    "tcp": "opsctl.checks.kinds.tcp",
+    "http": "opsctl.checks.kinds.http",
+    "redis": "opsctl.checks.kinds.redis",
+    "command": "opsctl.checks.kinds.command",
+    "disk": "opsctl.checks.kinds.disk",
+}
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a check may need beyond its own table: the service it belongs to."""
+
+    service: str | None = None
+    service_port: int | None = None
+
+
+class _Builder(Protocol):
+    def __call__(self, spec: Any, context: BuildContext) -> Check: ...
+
+
+def build_check(spec: Any, context: BuildContext | None = None) -> Check:
+    """Build the :class:`Check` described by ``spec`` (a validated check table).
+
+    Raises :class:`ConfigError` for a kind nobody registered.
+    """
+    kind = str(spec.kind)
+    module_name = KINDS.get(kind)
+    if module_name is None:
+        message = f"Unknown check kind '{kind}'; known kinds: {', '.join(sorted(KINDS))}."
+        raise ConfigError(message)
+    builder: _Builder = importlib.import_module(module_name).build
+    return builder(spec, context or BuildContext())
+
+
+def check_name(spec: Any, context: BuildContext, default: str) -> str:
+    """The check's configured name, else ``default`` prefixed by its service."""
+    if spec.name:
+        return str(spec.name)
+    return f"{context.service}:{default}" if context.service else default

@@ -1,0 +1,1 @@
+"""One module per check kind, each with a ``build(spec, context)`` function."""

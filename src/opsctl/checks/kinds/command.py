@@ -1,0 +1,74 @@
+"""``command``: a program exits with the expected code (and prints the expected text)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+
+from opsctl.checks._registry import BuildContext, check_name
+from opsctl.checks._result import Check, Outcome
+from opsctl.config import CommandCheck
+
+_OUTPUT_EXCERPT_CHARS = 200
+
+
+def build(spec: CommandCheck, context: BuildContext) -> Check:
+    """Build a check that runs ``spec.argv`` (no shell)."""
+
+    def probe(timeout_seconds: float) -> Outcome:
+        return probe_command(
+            spec.argv,
+            expect_exit=spec.expect_exit,
+            output_contains=spec.output_contains,
+            timeout_seconds=timeout_seconds,
+        )
+
+    return Check(
+        name=check_name(spec, context, f"command {os.path.basename(spec.argv[0])}"),
+        kind="command",
+        target=" ".join(spec.argv),
+        probe=probe,
+        severity=spec.severity,
+        timeout_seconds=spec.timeout_seconds,
+        service=context.service,
+    )
+
+
+def probe_command(
+    argv: list[str], *, expect_exit: int, output_contains: str | None, timeout_seconds: float
+) -> Outcome:
+    """Run ``argv`` in a new process group; at the deadline the whole group is killed."""
+    try:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as error:
+        return Outcome("fail", f"cannot run {argv[0]!r}: {error.strerror or error}")
+    try:
+        output, _ = process.communicate(timeout=timeout_seconds)
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        return Outcome("fail", f"still running after {timeout_seconds:g} s; killed")
+
+    text = output.decode("utf-8", errors="replace")
+    excerpt = " ".join(text.split())[-_OUTPUT_EXCERPT_CHARS:]
+    if process.returncode != expect_exit:
+        return Outcome("fail", f"exit code {process.returncode}, expected {expect_exit}: {excerpt}")
+    if output_contains is not None and output_contains not in text:
+        return Outcome(
+            "fail", f"exit code {process.returncode}, but the output lacks {output_contains!r}"
+        )
+    return Outcome("pass", f"exit code {process.returncode}")
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.communicate()

@@ -1,0 +1,49 @@
+"""``disk``: the filesystem holding a path has enough free space."""
+
+from __future__ import annotations
+
+import shutil
+
+from opsctl.checks._registry import BuildContext, check_name
+from opsctl.checks._result import Check, Outcome
+from opsctl.config import DiskCheck
+
+
+def build(spec: DiskCheck, context: BuildContext) -> Check:
+    """Build a check of the free space on the filesystem of ``spec.path``."""
+
+    def probe(timeout_seconds: float) -> Outcome:
+        return probe_disk(
+            spec.path,
+            warn_free_percent=spec.warn_free_percent,
+            fail_free_percent=spec.fail_free_percent,
+        )
+
+    return Check(
+        name=check_name(spec, context, f"disk {spec.path}"),
+        kind="disk",
+        target=spec.path,
+        probe=probe,
+        severity=spec.severity,
+        timeout_seconds=spec.timeout_seconds,
+        service=context.service,
+    )
+
+
+def probe_disk(path: str, *, warn_free_percent: float, fail_free_percent: float) -> Outcome:
+    """Compare the free share of the filesystem at ``path`` with the thresholds."""
+    try:
+        usage = shutil.disk_usage(path)
+    except OSError as error:
+        return Outcome("fail", f"cannot read {path}: {error.strerror or error}")
+    free_percent = 100.0 * usage.free / usage.total if usage.total else 0.0
+    detail = f"{free_percent:.1f}% free ({_gib(usage.free)} of {_gib(usage.total)})"
+    if free_percent < fail_free_percent:
+        return Outcome("fail", f"{detail}, below {fail_free_percent:g}%")
+    if free_percent < warn_free_percent:
+        return Outcome("warn", f"{detail}, below {warn_free_percent:g}%")
+    return Outcome("pass", detail)
+
+
+def _gib(size_bytes: int) -> str:
+    return f"{size_bytes / (1 << 30):.1f} GiB"

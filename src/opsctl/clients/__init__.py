@@ -1,0 +1,55 @@
+"""One factory for every outside connection, so auth, timeouts and retries are set once.
+
+Each function imports its library when called: the CLI starts without any of them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from opsctl import __version__
+
+if TYPE_CHECKING:
+    import httpx
+    import redis
+
+    from opsctl.runtime._supervisor import SupervisorClient
+
+USER_AGENT = f"opsctl/{__version__}"
+
+
+def redis_client(
+    url: str, *, password: str | None = None, timeout_seconds: float = 5.0
+) -> redis.Redis:
+    """Return a Redis client for ``url``; ``password`` overrides one in the URL."""
+    import redis
+
+    options: dict[str, object] = {
+        "socket_timeout": timeout_seconds,
+        "socket_connect_timeout": timeout_seconds,
+        "retry_on_timeout": False,
+        "decode_responses": False,
+    }
+    if password is not None:
+        options["password"] = password
+    return redis.Redis.from_url(url, **options)  # type: ignore[arg-type]
+
+
+def http_client(*, timeout_seconds: float = 10.0) -> httpx.Client:
+    """Return an HTTP client with opsctl's user agent; it does not follow redirects."""
+    import httpx
+
+    return httpx.Client(
+        timeout=httpx.Timeout(timeout_seconds),
+        headers={"User-Agent": USER_AGENT},
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+def supervisor_client(socket_path: Path, *, timeout_seconds: float = 10.0) -> SupervisorClient:
+    """Return a client for the supervisord listening on ``socket_path``."""
+    from opsctl.runtime._supervisor import SupervisorClient
+
+    return SupervisorClient(socket_path, timeout_seconds=timeout_seconds)

@@ -1,0 +1,1 @@
+"""Thin Typer modules: parse options, call one core function, render the result."""

@@ -1,0 +1,56 @@
+"""What every command module shares: loading the project and writing output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from opsctl.config import Project
+    from opsctl.runtime import Runtime
+
+JSON_HELP = "Print one JSON document on stdout and nothing else there."
+
+
+def load_project(ctx: typer.Context) -> Project:
+    """Load the project named by the global options."""
+    from opsctl.config import load_project as load
+
+    state = ctx.find_root().obj
+    return load(getattr(state, "config_path", None), env_file=getattr(state, "env_file", None))
+
+
+def load_runtime(ctx: typer.Context) -> Runtime:
+    """Load the project and return its runtime."""
+    from opsctl.runtime import get_runtime
+
+    return get_runtime(load_project(ctx))
+
+
+def quiet(ctx: typer.Context) -> bool:
+    """True when ``-q`` asked for problems only."""
+    return bool(getattr(ctx.find_root().obj, "quiet", 0))
+
+
+def console() -> Console:
+    """A console on stdout; colour only on a terminal and without ``NO_COLOR``."""
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def error_console() -> Console:
+    """A console on stderr, for problems and progress."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def print_json(data: Any) -> None:
+    """Write ``data`` as one JSON document on stdout."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")

@@ -1,0 +1,114 @@
+"""``config show``, ``config validate`` and ``config render``."""
+
+from __future__ import annotations
+
+import json as json_module
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from opsctl.commands._common import JSON_HELP, console, load_project, print_json
+
+app = typer.Typer(
+    name="config",
+    help="Show, validate and render the configuration.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+class RenderTarget(str, Enum):
+    """What ``config render`` can write."""
+
+    supervisord = "supervisord"
+
+
+@app.command()
+def show(
+    ctx: typer.Context, json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False
+) -> None:
+    """Print the resolved configuration: defaults filled in, placeholders expanded, secrets masked."""
+    project = load_project(ctx)
+    data = masked(project.config.model_dump(mode="json"))
+    if json:
+        print_json(
+            {"config_file": str(project.config_path), "root": str(project.root), "config": data}
+        )
+        return
+    sys.stdout.write(f"# {project.config_path}\n" + to_toml(data))
+
+
+@app.command()
+def validate(ctx: typer.Context) -> None:
+    """Check the configuration and exit 0 when valid, 2 (naming file, key and line) when not."""
+    project = load_project(ctx)
+    count = len(project.services)
+    console().print(f"{project.config_path} is valid: {count} service{'s' if count != 1 else ''}.")
+
+
+@app.command()
+def render(
+    ctx: typer.Context,
+    target: Annotated[RenderTarget, typer.Argument(help="What to render.")],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write to this file (atomically) instead of stdout."),
+    ] = None,
+) -> None:
+    """Render a generated artefact from the configuration, as opsctl itself uses it."""
+    from opsctl._files import write_atomic
+    from opsctl.runtime import get_runtime, render_supervisord_conf
+
+    runtime = get_runtime(load_project(ctx))
+    text = render_supervisord_conf(
+        runtime.project, runtime.paths, launcher=runtime.launcher, daemon=runtime.daemon
+    )
+    if output is None:
+        sys.stdout.write(text + "\n")
+    else:
+        write_atomic(output, text + "\n", mode=0o644)
+
+
+def masked(value: Any, key: str = "") -> Any:
+    """Return ``value`` with secrets masked: values under secret-sounding keys, URL passwords."""
+    from opsctl import secrets
+
+    if isinstance(value, dict):
+        return {k: masked(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [masked(item, key) for item in value]
+    if isinstance(value, str):
+        if key and secrets.is_secret_name(key) and not key.endswith("_env"):
+            return secrets.mask(value)
+        return secrets.scrub(secrets.mask_url(value))
+    return value
+
+
+def to_toml(data: dict[str, Any], prefix: str = "") -> str:
+    """Write a plain dict as TOML: scalars first, then sub-tables and arrays of tables."""
+    lines: list[str] = []
+    tables: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            tables.append((key, value))
+        elif isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+            tables.append((key, value))
+        elif value is not None:
+            lines.append(f"{_key(key)} = {json_module.dumps(value, ensure_ascii=False)}")
+    text = "\n".join(lines) + ("\n" if lines else "")
+    for key, value in tables:
+        path = f"{prefix}.{_key(key)}" if prefix else _key(key)
+        if isinstance(value, dict):
+            text += f"\n[{path}]\n" + to_toml(value, path)
+        else:
+            for item in value:
+                text += f"\n[[{path}]]\n" + to_toml(item, path)
+    return text
+
+
+def _key(key: str) -> str:
+    bare = key.replace("_", "").replace("-", "").isalnum()
+    return key if bare else json_module.dumps(key)

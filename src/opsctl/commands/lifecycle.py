@@ -1,0 +1,205 @@
+"""``up``, ``down``, ``restart``, ``status`` and ``logs``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from opsctl.commands._common import JSON_HELP, console, load_runtime, print_json, quiet
+
+if TYPE_CHECKING:
+    from opsctl.runtime import ServiceOutcome, ServiceStatus
+
+_ACTION_STYLES = {
+    "started": "green",
+    "restarted": "green",
+    "running": "green",
+    "stopped": "green",
+    "not running": "dim",
+    "failed": "bold red",
+    "skipped": "yellow",
+}
+_HEALTH_STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red"}
+
+ServicesArgument = Annotated[
+    list[str] | None,
+    typer.Argument(help="Services to act on; all when none is named.", show_default=False),
+]
+TimeoutOption = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout", min=0.1, help="Seconds to wait for health; default runtime.up_timeout_seconds."
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+
+
+def up(
+    ctx: typer.Context,
+    services: ServicesArgument = None,
+    timeout: TimeoutOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Start the stack, or the named services and what they depend on.
+
+    Services start in dependency order; each must run and pass its health checks before
+    what depends on it starts. Running services whose definition is unchanged are left
+    alone, so `up` can be run again at any time. Exits 1, with the tail of each failed
+    service's log, if anything did not come up within the timeout.
+    """
+    from opsctl.runtime import Stack
+
+    result = Stack(load_runtime(ctx)).up(services or [], timeout_seconds=timeout)
+    _render_outcomes(ctx, result.services, as_json=json, ok=result.ok)
+
+
+def down(ctx: typer.Context, json: JsonOption = False) -> None:
+    """Stop every service in reverse dependency order, then supervisord.
+
+    Each service gets its stop signal and stop timeout, then is killed with the processes
+    it started; a dependent is confirmed down before what it depends on is stopped.
+    """
+    from opsctl.runtime import Stack
+
+    result = Stack(load_runtime(ctx)).down()
+    _render_outcomes(ctx, result.services, as_json=json, ok=result.ok)
+
+
+def restart(
+    ctx: typer.Context,
+    services: ServicesArgument = None,
+    timeout: TimeoutOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Restart the named services (all when none is named), re-reading the config and .env.
+
+    They stop in reverse dependency order and start again in order, waiting for health.
+    """
+    from opsctl.runtime import Stack
+
+    result = Stack(load_runtime(ctx)).restart(services or [], timeout_seconds=timeout)
+    _render_outcomes(ctx, result.services, as_json=json, ok=result.ok)
+
+
+def status(ctx: typer.Context, json: JsonOption = False) -> None:
+    """Show each service's state, pid, uptime, port and health.
+
+    Exits 0 whenever the state could be read; `opsctl health` is the command that judges.
+    """
+    from opsctl.runtime import Stack
+
+    rows = Stack(load_runtime(ctx)).status()
+    if json:
+        print_json({"services": [_status_dict(row) for row in rows]})
+        return
+    _render_status(rows, problems_only=quiet(ctx))
+
+
+def logs(
+    ctx: typer.Context,
+    service: Annotated[str, typer.Argument(help="The service whose output to show.")],
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines until interrupted.")
+    ] = False,
+    lines: Annotated[
+        int, typer.Option("--lines", "-n", min=0, help="How many of the last lines to show.")
+    ] = 50,
+) -> None:
+    """Show the last lines of a service's combined stdout and stderr, or follow them."""
+    import sys
+
+    runtime = load_runtime(ctx)
+    runtime.project.service(service)
+    if follow:
+        try:
+            for line in runtime.follow_log(service, lines=lines):
+                sys.stdout.write(line + "\n")
+                sys.stdout.flush()
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+        return
+    for line in runtime.read_log(service, lines=lines):
+        sys.stdout.write(line + "\n")
+
+
+def _render_outcomes(
+    ctx: typer.Context, outcomes: list[ServiceOutcome], *, as_json: bool, ok: bool
+) -> None:
+    if as_json:
+        print_json(
+            {
+                "ok": ok,
+                "services": [
+                    {
+                        "name": o.name,
+                        "action": o.action,
+                        "detail": o.detail,
+                        "log_tail": list(o.log_tail),
+                    }
+                    for o in outcomes
+                ],
+            }
+        )
+    else:
+        _render_outcome_table(outcomes, problems_only=quiet(ctx))
+    if not ok:
+        raise typer.Exit(1)
+
+
+def _render_outcome_table(outcomes: list[ServiceOutcome], *, problems_only: bool) -> None:
+    from rich.table import Table
+
+    out = console()
+    shown = [o for o in outcomes if not problems_only or o.action in {"failed", "skipped"}]
+    if not shown:
+        return
+    table = Table(show_edge=False, pad_edge=False, box=None)
+    for column in ("SERVICE", "RESULT", "DETAIL"):
+        table.add_column(column)
+    for outcome in shown:
+        style = _ACTION_STYLES.get(outcome.action, "")
+        table.add_row(outcome.name, f"[{style}]{outcome.action}[/]", outcome.detail)
+    out.print(table)
+    for outcome in shown:
+        if outcome.log_tail:
+            out.print(f"\n[bold]Last lines of {outcome.name}'s log:[/]")
+            for line in outcome.log_tail:
+                out.print("  " + line, markup=False)
+
+
+def _status_dict(row: ServiceStatus) -> dict[str, object]:
+    return {
+        "name": row.name,
+        "state": row.state,
+        "pid": row.pid,
+        "uptime_seconds": row.uptime_seconds,
+        "port": row.port,
+        "health": row.health,
+        "detail": row.detail,
+        "checks": row.checks,
+    }
+
+
+def _render_status(rows: list[ServiceStatus], *, problems_only: bool) -> None:
+    from rich.table import Table
+
+    from opsctl.checks.health import format_duration
+
+    table = Table(show_edge=False, pad_edge=False, box=None)
+    for column in ("SERVICE", "STATE", "PID", "UPTIME", "PORT", "HEALTH", "DETAIL"):
+        table.add_column(column)
+    for row in rows:
+        if problems_only and row.health == "pass":
+            continue
+        table.add_row(
+            row.name,
+            row.state,
+            str(row.pid) if row.pid else "-",
+            format_duration(row.uptime_seconds) if row.uptime_seconds is not None else "-",
+            str(row.port) if row.port else "-",
+            f"[{_HEALTH_STYLES.get(row.health, '')}]{row.health}[/]",
+            row.detail,
+        )
+    if table.row_count:
+        console().print(table)

@@ -1,0 +1,257 @@
+"""Find, read, override, expand and validate ``opsctl.toml``.
+
+Precedence, highest first: command-line overrides, the process environment, the ``.env``
+file, the file itself, built-in defaults. Environment overrides are variables named
+``OPSCTL_<SECTION>__<KEY>`` (``__`` between path parts, lower-cased).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr, ValidationError
+
+from opsctl import envvars, secrets
+from opsctl.config._errors import describe_errors
+from opsctl.config._locate import find_line
+from opsctl.config._model import Config
+from opsctl.config._placeholders import PlaceholderError, expand
+from opsctl.config._project import Project
+from opsctl.config._validate import check_consistency
+from opsctl.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE_NAME = "opsctl.toml"
+
+
+def find_config(explicit: Path | None = None, *, environ: Mapping[str, str], cwd: Path) -> Path:
+    """Return the path of the config file to use.
+
+    ``explicit`` (from ``--config``) wins, then ``OPSCTL_CONFIG``, then the first
+    ``opsctl.toml`` found in ``cwd`` or one of its parents. Raises :class:`ConfigError` when
+    none is found.
+    """
+    chosen = explicit or (Path(environ[envvars.CONFIG]) if environ.get(envvars.CONFIG) else None)
+    if chosen is not None:
+        chosen = chosen if chosen.is_absolute() else cwd / chosen
+        if chosen.is_dir():
+            chosen = chosen / CONFIG_FILE_NAME
+        if not chosen.is_file():
+            message = f"Config file {chosen} does not exist."
+            raise ConfigError(message, hint="Check --config or OPSCTL_CONFIG.")
+        return chosen
+
+    for folder in (cwd, *cwd.parents):
+        candidate = folder / CONFIG_FILE_NAME
+        if candidate.is_file():
+            return candidate
+    message = f"No {CONFIG_FILE_NAME} found in {cwd} or any folder above it."
+    raise ConfigError(message, hint="Pass --config PATH, set OPSCTL_CONFIG, or run 'opsctl init'.")
+
+
+def load_project(
+    config_path: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    env_file: Path | None = None,
+    overrides: Mapping[str, object] | None = None,
+) -> Project:
+    """Load and validate the project's configuration.
+
+    ``overrides`` maps dotted key paths (``runtime.kind``) to values given on the command
+    line. Raises :class:`ConfigError`, naming the file, key and line, for any problem.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    cwd = cwd or Path.cwd()
+    path = find_config(config_path, environ=environ, cwd=cwd).resolve()
+    text = _read(path)
+    raw = _parse(path, text)
+
+    root = (path.parent / str(_get(raw, ("project", "root"), "."))).resolve()
+    env_path = env_file or root / str(_get(raw, ("project", "env_file"), ".env"))
+    dotenv = _read_dotenv(env_path)
+    merged_environ = {**dotenv, **environ}
+
+    _apply_overrides(raw, _environment_overrides(merged_environ))
+    _apply_overrides(raw, dict(overrides or {}))
+    # Expand the defaults too, so a default like "{project.root}/backups" resolves.
+    complete = _validate(Config, raw, path=path, text=text).model_dump()
+    expanded = _expand_all(complete, root=root, environ=merged_environ, path=path, text=text)
+    config = _validate(Config, expanded, path=path, text=text)
+    problems = check_consistency(config, root=root, environ=merged_environ)
+    if problems:
+        _raise(path, [(key, find_line(text, key), problem) for key, problem in problems])
+
+    _register_secrets(config, dotenv)
+    state_dir = (root / config.project.state_dir).resolve()
+    logger.debug("Loaded %s (root %s, state %s)", path, root, state_dir)
+    return Project(
+        config=config,
+        config_path=path,
+        root=root,
+        state_dir=state_dir,
+        env_file=env_path,
+        dotenv=dotenv,
+        environ=merged_environ,
+    )
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        message = f"Cannot read config file {path}: {error}."
+        raise ConfigError(message) from None
+
+
+def _parse(path: Path, text: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        message = f"{path} is not valid TOML: {error}."
+        raise ConfigError(message, hint="Fix the syntax at the line and column named.") from None
+
+
+def _read_dotenv(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    return {key: value for key, value in dotenv_values(path).items() if value is not None}
+
+
+def _environment_overrides(environ: Mapping[str, str]) -> dict[str, object]:
+    overrides: dict[str, object] = {}
+    prefix, separator = envvars.OVERRIDE_PREFIX, envvars.OVERRIDE_SEPARATOR
+    for name, value in environ.items():
+        if not name.startswith(prefix) or separator not in name[len(prefix) :]:
+            continue
+        key = ".".join(name[len(prefix) :].lower().split(separator))
+        overrides[key] = _parse_value(value)
+    return overrides
+
+
+def _parse_value(value: str) -> object:
+    """Read an override like a TOML value (``60``, ``true``, ``["a"]``); else keep the string."""
+    try:
+        return tomllib.loads(f"value = {value}")["value"]
+    except tomllib.TOMLDecodeError:
+        return value
+
+
+def _apply_overrides(raw: dict[str, Any], overrides: Mapping[str, object]) -> None:
+    for dotted, value in overrides.items():
+        *parents, last = dotted.split(".")
+        table = raw
+        for part in parents:
+            child = table.setdefault(part, {})
+            if not isinstance(child, dict):
+                message = f"Override '{dotted}' does not name a table key in the config."
+                raise ConfigError(message)
+            table = child
+        table[last] = value
+
+
+def _get(raw: Mapping[str, Any], path: tuple[str, ...], default: object) -> object:
+    current: object = raw
+    for part in path:
+        if not isinstance(current, Mapping) or part not in current:
+            return default
+        current = current[part]
+    return current
+
+
+def _validate(model: type[Config], raw: dict[str, Any], *, path: Path, text: str) -> Config:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        _raise(path, describe_errors(error, model=model, text=text))
+        raise  # unreachable: _raise always raises
+
+
+def _raise(path: Path, problems: list[tuple[tuple[str | int, ...], int | None, str]]) -> None:
+    lines = []
+    for key, line, problem in problems:
+        where = f"line {line}, " if line else ""
+        dotted = ".".join(str(part) for part in key) or "(top level)"
+        lines.append(f"  {where}{dotted}: {problem}")
+    count = len(problems)
+    noun = "problem" if count == 1 else "problems"
+    message = f"{path} has {count} configuration {noun}:\n" + "\n".join(lines)
+    raise ConfigError(message, hint="Nothing was started or written.")
+
+
+def _expand_all(
+    raw: dict[str, Any], *, root: Path, environ: Mapping[str, str], path: Path, text: str
+) -> dict[str, Any]:
+    project = raw.get("project", {})
+    state_dir = str(project.get("state_dir", ".opsctl")) if isinstance(project, dict) else ".opsctl"
+    refs = {
+        "project.root": str(root),
+        "project.name": str(project.get("name") or root.name)
+        if isinstance(project, dict)
+        else root.name,
+        "project.state_dir": str((root / state_dir).resolve()),
+    }
+    services = raw.get("services", {})
+    for name, service in services.items() if isinstance(services, dict) else []:
+        refs[f"services.{name}.name"] = name
+        if isinstance(service, dict) and isinstance(service.get("port"), int):
+            refs[f"services.{name}.port"] = str(service["port"])
+
+    problems: list[tuple[tuple[str | int, ...], int | None, str]] = []
+
+    def walk(value: object, key: tuple[str | int, ...], local: dict[str, str]) -> object:
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, str):
+            try:
+                return expand(value, refs=local, environ=environ)
+            except PlaceholderError as error:
+                problems.append((key, find_line(text, key), _placeholder_problem(error)))
+                return value
+        if isinstance(value, dict):
+            scope = local
+            if key[:1] == ("services",) and len(key) == 2 and isinstance(value.get("port"), int):
+                scope = {**local, "port": str(value["port"])}
+            return {k: walk(v, (*key, k), scope) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(item, (*key, index), local) for index, item in enumerate(value)]
+        return value
+
+    expanded = walk(raw, (), refs)
+    if problems:
+        _raise(path, problems)
+    assert isinstance(expanded, dict)
+    return expanded
+
+
+def _placeholder_problem(error: PlaceholderError) -> str:
+    if error.placeholder.startswith("$"):
+        return f"placeholder {error.placeholder} names an environment variable that is not set (use ${{VAR:-default}} for a default)"
+    import difflib
+
+    close = difflib.get_close_matches(error.placeholder.strip("{}"), error.known, n=1)
+    hint = f"; did you mean {{{close[0]}}}?" if close else ""
+    return f"placeholder {error.placeholder} names nothing{hint}"
+
+
+def _register_secrets(config: Config, dotenv: Mapping[str, str]) -> None:
+    for name, value in dotenv.items():
+        if secrets.is_secret_name(name):
+            secrets.register(value)
+    for service in config.services.values():
+        for name, value in service.environment.items():
+            if secrets.is_secret_name(name):
+                secrets.register(value)
+        for check in service.health:
+            password = getattr(check, "password", None)
+            if password is not None:
+                secrets.register(password.get_secret_value())

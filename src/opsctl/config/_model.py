@@ -1,0 +1,230 @@
+"""The pydantic model of ``opsctl.toml``: every section, designed once.
+
+Each section belongs to the subsystem of the same name. Unknown keys are errors, so a typo
+never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,62}$"
+Port = Annotated[int, Field(ge=1, le=65535)]
+PositiveSeconds = Annotated[float, Field(gt=0)]
+Percent = Annotated[float, Field(ge=0, le=100)]
+Severity = Literal["error", "warning"]
+StopSignal = Literal["TERM", "INT", "QUIT", "HUP", "KILL", "USR1", "USR2"]
+
+
+class Section(BaseModel):
+    """Base of every table: unknown keys are rejected, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProjectSection(Section):
+    name: str | None = None
+    root: str = "."
+    env_file: str = ".env"
+    state_dir: str = ".opsctl"
+    timezone: str = "UTC"
+
+
+class RuntimeSection(Section):
+    kind: Literal["local", "docker"] = "local"
+    host: str | None = None
+    up_timeout_seconds: PositiveSeconds = 60.0
+    crash_loop_restarts: Annotated[int, Field(ge=2)] = 3
+    crash_loop_window_seconds: PositiveSeconds = 60.0
+    stop_margin_seconds: Annotated[float, Field(ge=0)] = 5.0
+
+
+class CheckBase(Section):
+    name: str | None = None
+    severity: Severity = "error"
+    timeout_seconds: PositiveSeconds = 5.0
+    tags: list[str] = Field(default_factory=list)
+
+
+class TcpCheck(CheckBase):
+    kind: Literal["tcp"]
+    host: str = "127.0.0.1"
+    port: Port | None = None
+
+
+class HttpCheck(CheckBase):
+    kind: Literal["http"]
+    url: str
+    method: Literal["GET", "HEAD", "POST"] = "GET"
+    expect_status: list[int] = Field(default_factory=lambda: [200])
+    body_contains: str | None = None
+
+    @field_validator("expect_status", mode="before")
+    @classmethod
+    def _one_status_is_a_list(cls, value: object) -> object:
+        return [value] if isinstance(value, int) else value
+
+
+class RedisCheck(CheckBase):
+    kind: Literal["redis"]
+    url: str | None = None
+    password: SecretStr | None = None
+
+
+class CommandCheck(CheckBase):
+    kind: Literal["command"]
+    argv: Annotated[list[str], Field(min_length=1)]
+    expect_exit: int = 0
+    output_contains: str | None = None
+
+
+class DiskCheck(CheckBase):
+    kind: Literal["disk"]
+    path: str = "{project.root}"
+    warn_free_percent: Percent = 15.0
+    fail_free_percent: Percent = 5.0
+
+
+HealthCheck = Annotated[
+    TcpCheck | HttpCheck | RedisCheck | CommandCheck | DiskCheck,
+    Field(discriminator="kind"),
+]
+
+
+class PythonEnvSection(Section):
+    requirements: str | None = None
+    project: str | None = None
+    python: str | None = None
+
+
+class ServiceSection(Section):
+    command: str | Annotated[list[str], Field(min_length=1)]
+    port: Port | None = None
+    depends_on: list[str] = Field(default_factory=list)
+    environment: dict[str, str] = Field(default_factory=dict)
+    directory: str | None = None
+    priority: Annotated[int, Field(ge=1, le=999)] | None = None
+    autorestart: bool | Literal["unexpected"] = True
+    stop_signal: StopSignal = "TERM"
+    stop_timeout_seconds: Annotated[int, Field(ge=1)] = 10
+    start_seconds: Annotated[int, Field(ge=0)] = 1
+    start_retries: Annotated[int, Field(ge=0)] = 3
+    exit_codes: list[int] = Field(default_factory=lambda: [0])
+    health: list[HealthCheck] = Field(default_factory=list)
+    python: PythonEnvSection | None = None
+
+
+class ContainerSection(Section):
+    image: str = "opsctl-unified:latest"
+    name: str | None = None
+    network_mode: Literal["host", "none"] = "host"
+    volumes: list[str] = Field(default_factory=list)
+    environment: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    restart_policy: Literal["no", "always", "unless-stopped", "on-failure"] = "unless-stopped"
+    gpus: Literal["all", "none"] | list[str] = "none"
+    stop_timeout_seconds: Annotated[int, Field(ge=1)] | None = None
+    dockerfile: str = "Dockerfile"
+
+
+class VerifySection(Section):
+    concurrency: Annotated[int, Field(ge=1, le=256)] = 16
+    timeout_seconds: PositiveSeconds = 10.0
+    strict: bool = False
+    checks: list[HealthCheck] = Field(default_factory=list)
+
+
+class DiskThresholds(Section):
+    paths: list[str] = Field(default_factory=lambda: ["{project.root}"])
+    warn_free_percent: Percent = 15.0
+    fail_free_percent: Percent = 5.0
+
+
+class MonitoringSection(Section):
+    interval_seconds: PositiveSeconds = 15.0
+    metrics_host: str = "127.0.0.1"
+    metrics_port: Port | None = None
+    pushgateway_url: str | None = None
+    textfile_dir: str | None = None
+    disk: DiskThresholds = Field(default_factory=DiskThresholds)
+
+
+class NotifySection(Section):
+    slack_webhook_url_env: str = "SLACK_WEBHOOK_URL"
+    slack_bot_token_env: str = "SLACK_BOT_TOKEN"
+    slack_channel: str | None = None
+    on_success: bool = False
+
+
+class RetentionSection(Section):
+    keep_last: Annotated[int, Field(ge=0)] | None = None
+    hourly: Annotated[int, Field(ge=0)] | None = None
+    daily: Annotated[int, Field(ge=0)] | None = None
+    weekly: Annotated[int, Field(ge=0)] | None = None
+    monthly: Annotated[int, Field(ge=0)] | None = None
+    yearly: Annotated[int, Field(ge=0)] | None = None
+    within: str | None = None
+
+
+class BackupSection(Section):
+    destination: str = "{project.root}/backups"
+    paths: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    redis: str | None = None
+    max_age_hours: PositiveSeconds = 26.0
+    backend: Literal["archive", "restic"] = "archive"
+    prune_after_run: bool = False
+    retention: RetentionSection = Field(default_factory=RetentionSection)
+
+
+class KeySection(Section):
+    provider: str
+    env: str | None = None
+    required: bool = True
+    description: str | None = None
+    url: str | None = None
+    base_url: str | None = None
+
+
+class GpuPolicySection(Section):
+    warn_percent: Percent = 80.0
+    soft_percent: Percent = 90.0
+    hard_percent: Percent = 97.0
+
+
+class GpuSection(Section):
+    require: bool = False
+    devices: list[str] = Field(default_factory=list)
+    policy: GpuPolicySection = Field(default_factory=GpuPolicySection)
+
+
+class MemoryBankSection(Section):
+    path: str = "memory-bank"
+    profile: Literal["roo", "cline", "custom"] = "roo"
+    files: list[str] = Field(default_factory=list)
+    timezone: str | None = None
+    timestamps: Literal["local", "utc"] = "local"
+    stale_after_days: PositiveSeconds = 7.0
+    required: bool = False
+
+
+class Config(Section):
+    """The whole validated ``opsctl.toml``."""
+
+    project: ProjectSection = Field(default_factory=ProjectSection)
+    runtime: RuntimeSection = Field(default_factory=RuntimeSection)
+    container: ContainerSection = Field(default_factory=ContainerSection)
+    services: dict[Annotated[str, Field(pattern=NAME_PATTERN)], ServiceSection] = Field(
+        default_factory=dict
+    )
+    verify: VerifySection = Field(default_factory=VerifySection)
+    monitoring: MonitoringSection = Field(default_factory=MonitoringSection)
+    notify: NotifySection = Field(default_factory=NotifySection)
+    backup: BackupSection = Field(default_factory=BackupSection)
+    keys: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], KeySection] = Field(
+        default_factory=dict
+    )
+    gpu: GpuSection = Field(default_factory=GpuSection)
+    memory_bank: MemoryBankSection = Field(default_factory=MemoryBankSection)

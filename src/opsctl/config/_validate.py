@@ -1,0 +1,143 @@
+"""Checks across keys that a per-field model cannot express: dependencies, ports, binaries."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+from opsctl.config._model import Config, ServiceSection, TcpCheck
+
+Problem = tuple[tuple[str | int, ...], str]
+
+
+def check_consistency(config: Config, *, root: Path, environ: Mapping[str, str]) -> list[Problem]:
+    """Return every cross-key problem in ``config`` as ``(key path, problem)`` pairs."""
+    problems: list[Problem] = []
+    problems += _check_dependencies(config)
+    problems += _check_ports(config)
+    for name, service in config.services.items():
+        problems += _check_executable(name, service, root=root, environ=environ)
+        problems += _check_health_ports(name, service)
+    return problems
+
+
+def _check_dependencies(config: Config) -> list[Problem]:
+    problems: list[Problem] = []
+    for name, service in config.services.items():
+        for index, dependency in enumerate(service.depends_on):
+            if dependency not in config.services:
+                problems.append(
+                    (("services", name, "depends_on", index), f"names no service: '{dependency}'")
+                )
+            elif dependency == name:
+                problems.append(
+                    (("services", name, "depends_on", index), "a service cannot depend on itself")
+                )
+    if problems:
+        return problems
+
+    cycle = find_cycle({name: s.depends_on for name, s in config.services.items()})
+    if cycle:
+        path = " -> ".join(cycle)
+        return [(("services", cycle[0], "depends_on"), f"dependency cycle: {path}")]
+    return []
+
+
+def find_cycle(graph: Mapping[str, list[str]]) -> list[str] | None:
+    """Return one cycle of ``graph`` as a closed path of names, or ``None`` if it has none."""
+    visiting: list[str] = []
+    done: set[str] = set()
+
+    def visit(node: str) -> list[str] | None:
+        if node in visiting:
+            return [*visiting[visiting.index(node) :], node]
+        if node in done:
+            return None
+        visiting.append(node)
+        for child in graph.get(node, []):
+            cycle = visit(child)
+            if cycle:
+                return cycle
+        visiting.pop()
+        done.add(node)
+        return None
+
+    for node in graph:
+        cycle = visit(node)
+        if cycle:
+            return cycle
+    return None
+
+
+def _check_ports(config: Config) -> list[Problem]:
+    owners: dict[int, str] = {}
+    problems: list[Problem] = []
+    for name, service in config.services.items():
+        if service.port is None:
+            continue
+        if service.port in owners:
+            other = owners[service.port]
+            problems.append(
+                (
+                    ("services", name, "port"),
+                    f"port {service.port} is also used by service '{other}'",
+                )
+            )
+        else:
+            owners[service.port] = name
+    return problems
+
+
+def _check_executable(
+    name: str, service: ServiceSection, *, root: Path, environ: Mapping[str, str]
+) -> list[Problem]:
+    try:
+        argv = command_argv(service)
+    except ValueError as error:
+        return [(("services", name, "command"), f"cannot be split into arguments: {error}")]
+    if not argv:
+        return [(("services", name, "command"), "is empty")]
+
+    executable = argv[0]
+    directory = root / (service.directory or ".")
+    if os.sep in executable:
+        candidate = directory / executable
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return []
+        return [
+            (
+                ("services", name, "command"),
+                f"executable '{executable}' does not exist or is not executable",
+            )
+        ]
+
+    search_path = service.environment.get("PATH", environ.get("PATH", os.defpath))
+    if shutil.which(executable, path=search_path) is None:
+        return [(("services", name, "command"), f"executable '{executable}' was not found on PATH")]
+    return []
+
+
+def _check_health_ports(name: str, service: ServiceSection) -> list[Problem]:
+    problems: list[Problem] = []
+    for index, check in enumerate(service.health):
+        if isinstance(check, TcpCheck) and check.port is None and service.port is None:
+            problems.append(
+                (
+                    ("services", name, "health", index, "port"),
+                    "needs a port: set it here or on the service",
+                )
+            )
+    return problems
+
+
+def command_argv(service: ServiceSection) -> list[str]:
+    """Return the service's command as an argument list (a string is split like a shell).
+
+    Raises :class:`ValueError` for a string with unbalanced quotes.
+    """
+    if isinstance(service.command, list):
+        return list(service.command)
+    return shlex.split(service.command)

@@ -1,0 +1,109 @@
+"""The local runtime: supervisord runs on this host, its state under ``.opsctl/``."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import ClassVar
+
+from opsctl._files import tail_lines
+from opsctl.errors import OperationFailedError
+from opsctl.runtime._base import Runtime
+
+logger = logging.getLogger(__name__)
+
+_START_WAIT_SECONDS = 20.0
+_POLL_SECONDS = 0.05
+
+
+class LocalRuntime(Runtime):
+    """supervisord as a daemon of this host, controlled over its unix socket."""
+
+    kind: ClassVar[str] = "local"
+
+    @property
+    def launcher(self) -> list[str]:
+        """This interpreter running :mod:`opsctl._launch`."""
+        return [sys.executable, "-m", "opsctl._launch"]
+
+    def start_supervisor(self) -> None:
+        """Start supervisord as a daemon and wait until it answers on its socket.
+
+        Raises :class:`OperationFailedError` with supervisord's own words if it does not.
+        """
+        argv = [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.paths.conf_file)]
+        logger.debug("Starting supervisord: %s", " ".join(argv))
+        with tempfile.TemporaryFile() as errors:
+            result = subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+                cwd=self.project.root,
+                check=False,
+            )
+            errors.seek(0)
+            said = errors.read().decode("utf-8", errors="replace").strip()
+        if result.returncode != 0:
+            message = f"supervisord did not start (exit code {result.returncode}): {said}"
+            raise OperationFailedError(message, hint=f"See {self.paths.supervisord_log}.")
+
+        deadline = time.monotonic() + _START_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            if self.supervisor_running():
+                return
+            time.sleep(_POLL_SECONDS)
+        last = " | ".join(tail_lines(self.paths.supervisord_log, 5))
+        message = f"supervisord did not answer on {self.paths.socket_file} within {_START_WAIT_SECONDS:g} s."
+        raise OperationFailedError(message, hint=f"Its log ends: {last}")
+
+    def stop_supervisor(self, *, timeout_seconds: float) -> None:
+        """Ask supervisord to shut down and wait for its process to exit; kill it if it won't."""
+        pid = self._supervisord_pid()
+        with contextlib.suppress(OSError, ConnectionError):
+            self.client().shutdown()
+        if pid is None:
+            return
+
+        deadline = time.monotonic() + timeout_seconds
+        while time.monotonic() < deadline:
+            if not self.pid_alive(pid):
+                return
+            time.sleep(_POLL_SECONDS)
+        logger.warning(
+            "supervisord (pid %d) did not exit within %g s; killing it", pid, timeout_seconds
+        )
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+    def pid_alive(self, pid: int) -> bool:
+        """Tell whether ``pid`` exists and is not a zombie."""
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return not _is_zombie(pid)
+
+    def _supervisord_pid(self) -> int | None:
+        try:
+            return int(self.paths.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # The state letter follows the command name, which is in parentheses.
+    return stat.rpartition(")")[2].split()[0] == "Z"

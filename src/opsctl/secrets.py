@@ -1,0 +1,67 @@
+"""Masking and scrubbing of secret values.
+
+The masking rule: a value shorter than 12 characters is shown as ``********``; a longer one
+as its first 4 characters, an ellipsis and its last 2 (``sk-p…9Q``), enough to tell two
+keys apart and too little to use one. Secret values known to opsctl are also scrubbed from
+any text (log records, error messages) before it is shown.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from urllib.parse import urlsplit, urlunsplit
+
+MASK = "********"
+_SHORTEST_PARTLY_SHOWN = 12
+_SHORTEST_SCRUBBED = 4
+_SECRET_NAME = re.compile(
+    r"PASSWORD|PASSWD|PASS\b|SECRET|TOKEN|API_?KEY|_KEY\b|^KEY$|CREDENTIAL|AUTH|WEBHOOK|PRIVATE",
+    re.IGNORECASE,
+)
+
+_lock = threading.Lock()
+_known: set[str] = set()
+
+
+def mask(value: str) -> str:
+    """Return ``value`` masked by the documented rule; never the whole value."""
+    if len(value) < _SHORTEST_PARTLY_SHOWN:
+        return MASK
+    return f"{value[:4]}…{value[-2:]}"
+
+
+def is_secret_name(name: str) -> bool:
+    """Tell whether a variable or key name, by its wording, holds a secret."""
+    return bool(_SECRET_NAME.search(name))
+
+
+def mask_url(url: str) -> str:
+    """Return ``url`` with the password of its user-info part masked."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if not parts.password:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{host}{port}"))
+
+
+def register(value: str | None) -> None:
+    """Remember ``value`` as a secret, so that :func:`scrub` removes it from any text."""
+    if value and len(value) >= _SHORTEST_SCRUBBED:
+        with _lock:
+            _known.add(value)
+
+
+def scrub(text: str) -> str:
+    """Return ``text`` with every registered secret and URL password masked."""
+    with _lock:
+        known = sorted(_known, key=len, reverse=True)
+    for value in known:
+        if value in text:
+            text = text.replace(value, mask(value))
+    return re.sub(r"(\w+://[^\s:/@]*:)[^\s@/]+@", rf"\g<1>{MASK}@", text)
