@@ -159,7 +159,12 @@ def root(
     ] = 0,
     debug: Annotated[
         bool,
-        typer.Option("--debug", envvar=envvars.DEBUG, show_envvar=True, help="Show tracebacks (secrets scrubbed)."),
+        typer.Option(
+            "--debug",
+            envvar=envvars.DEBUG,
+            show_envvar=True,
+            help="Show tracebacks (secrets scrubbed).",
+        ),
     ] = False,
     version: Annotated[
         bool,
@@ -186,12 +191,10 @@ def main(argv: list[str] | None = None) -> None:
     """Run opsctl; turn every error into one line on stderr and a documented exit code."""
     from opsctl.errors import ExitCode, OpsctlError
 
-    _state.debug = "--debug" in (argv or sys.argv) or os.environ.get(envvars.DEBUG, "") not in {
-        "",
-        "0",
-    }
+    args = hoist_global_flags(sys.argv[1:] if argv is None else argv)
+    _state.debug = "--debug" in args or os.environ.get(envvars.DEBUG, "") not in {"", "0"}
     try:
-        typer.main.get_command(app).main(args=argv, prog_name="opsctl")
+        typer.main.get_command(app).main(args=args, prog_name="opsctl")
     except OpsctlError as error:
         _report(error, debug=_state.debug)
         sys.exit(int(error.exit_code))

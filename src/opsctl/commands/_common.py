@@ -39,9 +39,13 @@ def quiet(ctx: typer.Context) -> bool:
 
 def console() -> Console:
     """A console on stdout; colour only on a terminal and without ``NO_COLOR``."""
+    import os
+
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    # Off a terminal, rich would wrap at 80 columns; logs and pipes read better unwrapped.
+    width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "200"))
+    return Console(highlight=False, soft_wrap=False, width=width)
 
 
 def error_console() -> Console:
