@@ -29,7 +29,7 @@ def free_port() -> int:
 
 
 def write_project(root: Path, toml: str, *, env: str | None = None) -> Path:
-    """Write ``opsctl.toml`` (dedented) and optionally ``.env`` into ``root``; return the config path."""
+    """Write ``opsctl.toml`` (dedented) and optionally ``.env`` into ``root``; return its path."""
     root.mkdir(parents=True, exist_ok=True)
     path = root / "opsctl.toml"
     path.write_text(textwrap.dedent(toml).lstrip())

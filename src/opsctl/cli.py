@@ -231,5 +231,6 @@ def _report(error: Exception, *, debug: bool) -> None:
         if error.hint:
             text += f"\nhint: {error.hint}"
     else:
-        text = f"error: unexpected {type(error).__name__}: {error}\nhint: rerun with --debug for the traceback."
+        text = f"error: unexpected {type(error).__name__}: {error}"
+        text += "\nhint: rerun with --debug for the traceback."
     sys.stderr.write(secrets.scrub(text) + "\n")

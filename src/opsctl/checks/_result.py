@@ -62,7 +62,7 @@ class Report:
     @property
     def summary(self) -> dict[str, int]:
         """Count of results per status."""
-        counts = dict.fromkeys(STATUSES, 0)
+        counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
         for result in self.checks:
             counts[result.status] += 1
         return counts

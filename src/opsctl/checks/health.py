@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from opsctl.runtime import Runtime, Snapshot
 
 _LOG_LINES_IN_DETAIL = 1
+_MINUTE, _HOUR, _DAY = 60, 3600, 86400
 
 
 def service_checks(project: Project, name: str) -> list[Check]:
@@ -131,10 +132,10 @@ def run_health(project: Project, runtime: Runtime, *, services: Sequence[str] = 
 def format_duration(seconds: float) -> str:
     """Format a duration as operators read it: ``42s``, ``5m03s``, ``2h10m``, ``3d04h``."""
     seconds = int(seconds)
-    if seconds < 60:
+    if seconds < _MINUTE:
         return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    if seconds < 86400:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+    if seconds < _HOUR:
+        return f"{seconds // _MINUTE}m{seconds % _MINUTE:02d}s"
+    if seconds < _DAY:
+        return f"{seconds // _HOUR}h{seconds % _HOUR // _MINUTE:02d}m"
+    return f"{seconds // _DAY}d{seconds % _DAY // _HOUR:02d}h"

@@ -33,7 +33,7 @@ def redis_client(
     }
     if password is not None:
         options["password"] = password
-    return redis.Redis.from_url(url, **options)  # type: ignore[arg-type]
+    return redis.Redis.from_url(url, **options)
 
 
 def http_client(*, timeout_seconds: float = 10.0) -> httpx.Client:

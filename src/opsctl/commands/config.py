@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json as json_module
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,7 +20,7 @@ app = typer.Typer(
 )
 
 
-class RenderTarget(str, Enum):
+class RenderTarget(StrEnum):
     """What ``config render`` can write."""
 
     supervisord = "supervisord"
@@ -30,7 +30,7 @@ class RenderTarget(str, Enum):
 def show(
     ctx: typer.Context, json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False
 ) -> None:
-    """Print the resolved configuration: defaults filled in, placeholders expanded, secrets masked."""
+    """Print the resolved configuration: defaults filled, placeholders expanded, secrets masked."""
     project = load_project(ctx)
     data = masked(project.config.model_dump(mode="json"))
     if json:
@@ -92,9 +92,9 @@ def to_toml(data: dict[str, Any], prefix: str = "") -> str:
     lines: list[str] = []
     tables: list[tuple[str, Any]] = []
     for key, value in data.items():
-        if isinstance(value, dict):
-            tables.append((key, value))
-        elif isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+        is_table_array = isinstance(value, list) and bool(value)
+        is_table_array = is_table_array and all(isinstance(item, dict) for item in value)
+        if isinstance(value, dict) or is_table_array:
             tables.append((key, value))
         elif value is not None:
             lines.append(f"{_key(key)} = {json_module.dumps(value, ensure_ascii=False)}")

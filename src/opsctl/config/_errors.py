@@ -10,6 +10,8 @@ from pydantic import BaseModel, ValidationError
 
 from opsctl.config._locate import find_line
 
+_LONGEST_SHOWN_INPUT = 60
+
 
 def describe_errors(
     error: ValidationError, *, model: type[BaseModel], text: str
@@ -41,7 +43,7 @@ def _describe(item: Any, *, model: type[BaseModel], location: tuple[str | int, .
 
 def _short(value: object) -> str:
     text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return text if len(text) <= _LONGEST_SHOWN_INPUT else text[: _LONGEST_SHOWN_INPUT - 3] + "..."
 
 
 def _clean_location(
@@ -113,9 +115,9 @@ def _union_member(union: Any, tag: str) -> Any:
     for member in get_args(union):
         if _is_model(member):
             kind = member.model_fields.get("kind")
-            if kind is not None and get_origin(kind.annotation) is Literal:
-                if tag in get_args(kind.annotation):
-                    return member
+            literal = kind is not None and get_origin(kind.annotation) is Literal
+            if literal and tag in get_args(kind.annotation):
+                return member
         elif tag in {"str", "int", "float", "bool", "list[str]"}:
             return member
     return None

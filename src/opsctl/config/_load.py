@@ -12,7 +12,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydantic import SecretStr, ValidationError
 
@@ -28,6 +28,7 @@ from opsctl.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE_NAME = "opsctl.toml"
+_SERVICE_DEPTH = 2  # ("services", NAME)
 
 
 def find_config(explicit: Path | None = None, *, environ: Mapping[str, str], cwd: Path) -> Path:
@@ -219,7 +220,11 @@ def _expand_all(
                 return value
         if isinstance(value, dict):
             scope = local
-            if key[:1] == ("services",) and len(key) == 2 and isinstance(value.get("port"), int):
+            if (
+                len(key) == _SERVICE_DEPTH
+                and key[0] == "services"
+                and isinstance(value.get("port"), int)
+            ):
                 scope = {**local, "port": str(value["port"])}
             return {k: walk(v, (*key, k), scope) for k, v in value.items()}
         if isinstance(value, list):
@@ -229,13 +234,15 @@ def _expand_all(
     expanded = walk(raw, (), refs)
     if problems:
         _raise(path, problems)
-    assert isinstance(expanded, dict)
-    return expanded
+    return cast(dict[str, Any], expanded)
 
 
 def _placeholder_problem(error: PlaceholderError) -> str:
     if error.placeholder.startswith("$"):
-        return f"placeholder {error.placeholder} names an environment variable that is not set (use ${{VAR:-default}} for a default)"
+        return (
+            f"placeholder {error.placeholder} names an environment variable that is not set "
+            "(write ${VAR:-default} for a default)"
+        )
     import difflib
 
     close = difflib.get_close_matches(error.placeholder.strip("{}"), error.known, n=1)

@@ -153,7 +153,7 @@ class MonitoringSection(Section):
 
 class NotifySection(Section):
     slack_webhook_url_env: str = "SLACK_WEBHOOK_URL"
-    slack_bot_token_env: str = "SLACK_BOT_TOKEN"
+    slack_bot_token_env: str = "SLACK_BOT_TOKEN"  # noqa: S105 (a variable name)
     slack_channel: str | None = None
     on_success: bool = False
 

@@ -34,5 +34,8 @@ def get_runtime(project: Project) -> Runtime:
         from opsctl.runtime.local import LocalRuntime
 
         return LocalRuntime(project, host=project.config.runtime.host)
-    message = f"Runtime '{kind}' is not available in this version of opsctl; use runtime.kind = \"local\"."
+    message = (
+        f"Runtime '{kind}' is not available in this version of opsctl; "
+        'use runtime.kind = "local".'
+    )
     raise ConfigError(message)

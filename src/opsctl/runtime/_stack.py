@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -319,20 +319,11 @@ class Stack:
 
         outcomes: list[ServiceOutcome] = []
         for level in reversed(levels):
-            results: dict[str, ServiceOutcome] = {}
-            threads = [
-                threading.Thread(
-                    target=lambda n=name: results.__setitem__(
-                        n, self._stop_one(n, processes.get(n))
-                    )
-                )
-                for name in level
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            outcomes += [results[name] for name in level]
+            if not level:
+                continue
+            # One level stops in parallel; the next waits until all of it is confirmed down.
+            with ThreadPoolExecutor(max_workers=len(level)) as pool:
+                outcomes += pool.map(lambda name: self._stop_one(name, processes.get(name)), level)
         return outcomes
 
     def _stop_one(self, name: str, info: ProcessInfo | None) -> ServiceOutcome:

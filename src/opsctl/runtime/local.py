@@ -61,7 +61,10 @@ class LocalRuntime(Runtime):
                 return
             time.sleep(_POLL_SECONDS)
         last = " | ".join(tail_lines(self.paths.supervisord_log, 5))
-        message = f"supervisord did not answer on {self.paths.socket_file} within {_START_WAIT_SECONDS:g} s."
+        message = (
+            f"supervisord did not answer on {self.paths.socket_file} "
+            f"within {_START_WAIT_SECONDS:g} s."
+        )
         raise OperationFailedError(message, hint=f"Its log ends: {last}")
 
     def stop_supervisor(self, *, timeout_seconds: float) -> None:

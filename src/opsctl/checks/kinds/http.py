@@ -13,9 +13,9 @@ def build(spec: HttpCheck, context: BuildContext) -> Check:
     """Build a check that requests ``spec.url`` and compares status and body."""
 
     def probe(timeout_seconds: float) -> Outcome:
-        from opsctl.clients import http_client
-
         import httpx
+
+        from opsctl.clients import http_client
 
         try:
             with http_client(timeout_seconds=timeout_seconds) as client:
