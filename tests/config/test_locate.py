@@ -137,3 +137,15 @@ def test_find_line_dotted_key_inside_table_returns_its_line() -> None:
     assert find_line(DOTTED, ("services", "web", "port")) == 7
     assert find_line(DOTTED, ("services", "quoted", "port")) == 8
     assert find_line(DOTTED, ("monitoring", "disk", "warn_free_percent")) == 11
+
+
+def test_find_line_key_written_only_inside_longer_header_returns_that_header() -> None:
+    """A table named only as the first part of a longer header is found on that header."""
+    text = '[servicse.redis]\ncommand = "sleep 100"\n'
+    assert find_line(text, ("servicse",)) == 1
+
+
+def test_find_line_misspelt_array_of_tables_returns_its_header() -> None:
+    """A misspelt [[...]] name is found on its own header, not on the parent table's."""
+    text = '[services.redis]\ncommand = "sleep 100"\n\n[[services.redis.helth]]\nkind = "tcp"\n'
+    assert find_line(text, ("services", "redis", "helth")) == 4

@@ -77,7 +77,7 @@ def test_expand_env_variable_set_but_empty_with_default_uses_default() -> None:
 
 
 def test_expand_unknown_reference_raises_naming_placeholder() -> None:
-    """A reference that names nothing raises PlaceholderError with the placeholder and the known names."""
+    """A reference naming nothing raises PlaceholderError carrying it and the known names."""
     with pytest.raises(PlaceholderError) as caught:
         expand("{services.nope.port}", refs=REFS, environ={})
     assert caught.value.placeholder == "{services.nope.port}"

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from opsctl import secrets
 from opsctl.config._locate import find_line
 
 _LONGEST_SHOWN_INPUT = 60
@@ -36,9 +37,18 @@ def _describe(item: Any, *, model: type[BaseModel], location: tuple[str | int, .
     if kind == "missing":
         return "required key is missing"
     if kind == "union_tag_invalid":
-        expected = item.get("ctx", {}).get("expected_tags", "")
-        return f"unknown kind {item['input']!r}; expected one of {expected}"
-    return f"{item['msg']} (got {_short(item.get('input'))})"
+        context = item.get("ctx", {})
+        expected = context.get("expected_tags", "")
+        return f"unknown kind {context.get('tag')!r}; expected one of {expected}"
+    return f"{item['msg']} (got {_shown_input(item.get('input'), location)})"
+
+
+def _shown_input(value: object, location: tuple[str | int, ...]) -> str:
+    """The offending value, unless it may be a secret: then only its type."""
+    names = [part for part in location if isinstance(part, str)]
+    if isinstance(value, dict | list) or any(secrets.is_secret_name(name) for name in names):
+        return f"a {type(value).__name__}"
+    return _short(value)
 
 
 def _short(value: object) -> str:

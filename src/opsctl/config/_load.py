@@ -7,6 +7,7 @@ file, the file itself, built-in defaults. Environment overrides are variables na
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import tomllib
@@ -75,8 +76,13 @@ def load_project(
     text = _read(path)
     raw = _parse(path, text)
 
-    root = (path.parent / str(_get(raw, ("project", "root"), "."))).resolve()
-    env_path = env_file or root / str(_get(raw, ("project", "env_file"), ".env"))
+    # Where the root and the .env file are can be overridden by the process environment
+    # or the command line, but not by the .env file itself.
+    located = copy.deepcopy(raw)
+    _apply_overrides(located, _environment_overrides(environ))
+    _apply_overrides(located, dict(overrides or {}))
+    root = (path.parent / str(_get(located, ("project", "root"), "."))).resolve()
+    env_path = env_file or root / str(_get(located, ("project", "env_file"), ".env"))
     dotenv = _read_dotenv(env_path)
     merged_environ = {**dotenv, **environ}
 
@@ -90,7 +96,7 @@ def load_project(
     if problems:
         _raise(path, [(key, find_line(text, key), problem) for key, problem in problems])
 
-    _register_secrets(config, dotenv)
+    _register_secrets(config, merged_environ)
     state_dir = (root / config.project.state_dir).resolve()
     logger.debug("Loaded %s (root %s, state %s)", path, root, state_dir)
     return Project(
@@ -250,8 +256,8 @@ def _placeholder_problem(error: PlaceholderError) -> str:
     return f"placeholder {error.placeholder} names nothing{hint}"
 
 
-def _register_secrets(config: Config, dotenv: Mapping[str, str]) -> None:
-    for name, value in dotenv.items():
+def _register_secrets(config: Config, environ: Mapping[str, str]) -> None:
+    for name, value in environ.items():
         if secrets.is_secret_name(name):
             secrets.register(value)
     for service in config.services.values():

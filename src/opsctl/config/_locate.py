@@ -42,8 +42,11 @@ def find_line(text: str, path: tuple[str | int, ...]) -> int | None:
                 continue
             candidate = [*table, *_split_dotted(key.group(1))]
 
+        # A line matches when its path leads to the wanted one, or when the wanted path is
+        # the start of a longer header ("[servicse.redis]" for an unknown "servicse").
         depth = _common_prefix(candidate, wanted)
-        if depth > best_depth and depth == len(candidate):
+        leads = depth == len(candidate) or (header is not None and depth == len(wanted))
+        if depth > best_depth and leads:
             best_line, best_depth = number, depth
 
     return best_line

@@ -6,7 +6,8 @@ never silently falls back to a default.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -45,6 +46,8 @@ class CheckBase(Section):
     name: str | None = None
     severity: Severity = "error"
     timeout_seconds: PositiveSeconds = 5.0
+    retries: Annotated[int, Field(ge=0, le=1000)] = 0
+    retry_delay_seconds: Annotated[float, Field(ge=0)] = 1.0
     tags: list[str] = Field(default_factory=list)
 
 
@@ -60,6 +63,15 @@ class HttpCheck(CheckBase):
     method: Literal["GET", "HEAD", "POST"] = "GET"
     expect_status: list[int] = Field(default_factory=lambda: [200])
     body_contains: str | None = None
+    body_regex: str | None = None
+    json_field: str | None = None
+    json_equals: Any = None
+    max_latency_ms: Annotated[float, Field(gt=0)] | None = None
+
+    @field_validator("body_regex")
+    @classmethod
+    def _regex_compiles(cls, value: str | None) -> str | None:
+        return _compiles(value)
 
     @field_validator("expect_status", mode="before")
     @classmethod
@@ -78,6 +90,12 @@ class CommandCheck(CheckBase):
     argv: Annotated[list[str], Field(min_length=1)]
     expect_exit: int = 0
     output_contains: str | None = None
+    output_regex: str | None = None
+
+    @field_validator("output_regex")
+    @classmethod
+    def _regex_compiles(cls, value: str | None) -> str | None:
+        return _compiles(value)
 
 
 class DiskCheck(CheckBase):
@@ -87,8 +105,40 @@ class DiskCheck(CheckBase):
     fail_free_percent: Percent = 5.0
 
 
+class FileCheck(CheckBase):
+    kind: Literal["file"]
+    path: str
+    exists: bool = True
+    mode: Annotated[str, Field(pattern=r"^0?[0-7]{3,4}$")] | None = None
+    owner: str | None = None
+    contains: str | None = None
+
+
+class EnvCheck(CheckBase):
+    kind: Literal["env"]
+    variable: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    set: bool = True
+    pattern: str | None = None
+    secret: bool = True
+
+    @field_validator("pattern")
+    @classmethod
+    def _regex_compiles(cls, value: str | None) -> str | None:
+        return _compiles(value)
+
+
+def _compiles(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as error:
+            message = f"is not a valid regular expression: {error}"
+            raise ValueError(message) from None
+    return value
+
+
 HealthCheck = Annotated[
-    TcpCheck | HttpCheck | RedisCheck | CommandCheck | DiskCheck,
+    TcpCheck | HttpCheck | RedisCheck | CommandCheck | DiskCheck | FileCheck | EnvCheck,
     Field(discriminator="kind"),
 ]
 

@@ -39,9 +39,11 @@ def expand(text: str, *, refs: Mapping[str, str], environ: Mapping[str, str]) ->
 
         env_name = match.group("env")
         if env_name is not None:
-            if env_name in environ:
-                return environ[env_name]
+            value = environ.get(env_name)
             default = match.group("default")
+            # As in the shell, ":-" also replaces a variable that is set but empty.
+            if value is not None and (value or default is None):
+                return value
             if default is None:
                 raise PlaceholderError("${" + env_name + "}", [])
             return default
