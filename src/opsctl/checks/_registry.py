@@ -8,10 +8,12 @@ HTTP checks never imports an HTTP library.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
-from opsctl.checks._result import Check
+from opsctl.checks._result import Check, Outcome
 from opsctl.errors import ConfigError
 
 KINDS: dict[str, str] = {
@@ -20,15 +22,20 @@ KINDS: dict[str, str] = {
     "redis": "opsctl.checks.kinds.redis",
     "command": "opsctl.checks.kinds.command",
     "disk": "opsctl.checks.kinds.disk",
+    "file": "opsctl.checks.kinds.file",
+    "env": "opsctl.checks.kinds.env",
 }
 
 
 @dataclass(frozen=True)
 class BuildContext:
-    """What a check may need beyond its own table: the service it belongs to."""
+    """What a check may need beyond its own table: its service, section, root, environment."""
 
     service: str | None = None
     service_port: int | None = None
+    section: str = "checks"
+    root: Path = field(default_factory=Path.cwd)
+    environ: Mapping[str, str] = field(default_factory=dict)
 
 
 class _Builder(Protocol):
@@ -47,6 +54,30 @@ def build_check(spec: Any, context: BuildContext | None = None) -> Check:
         raise ConfigError(message)
     builder: _Builder = importlib.import_module(module_name).build
     return builder(spec, context or BuildContext())
+
+
+def make_check(
+    spec: Any,
+    context: BuildContext,
+    *,
+    default_name: str,
+    target: str,
+    probe: Callable[[float], Outcome],
+) -> Check:
+    """Return a :class:`Check` with the fields every kind shares taken from ``spec``."""
+    return Check(
+        name=check_name(spec, context, default_name),
+        kind=str(spec.kind),
+        target=target,
+        probe=probe,
+        severity=spec.severity,
+        timeout_seconds=spec.timeout_seconds,
+        service=context.service,
+        section=context.section,
+        tags=tuple(spec.tags),
+        retries=spec.retries,
+        retry_delay_seconds=spec.retry_delay_seconds,
+    )
 
 
 def check_name(spec: Any, context: BuildContext, default: str) -> str:

@@ -30,6 +30,16 @@ class Check:
     severity: Literal["error", "warning"] = "error"
     timeout_seconds: float = 5.0
     service: str | None = None
+    section: str = "checks"
+    tags: tuple[str, ...] = ()
+    retries: int = 0
+    retry_delay_seconds: float = 1.0
+
+    @property
+    def budget_seconds(self) -> float:
+        """The longest this check may take: every attempt at its timeout, and the delays."""
+        attempts = self.retries + 1
+        return attempts * self.timeout_seconds + self.retries * self.retry_delay_seconds
 
 
 @dataclass(frozen=True)
@@ -44,10 +54,15 @@ class CheckResult:
     duration_ms: int
     detail: str
     service: str | None = None
+    section: str = "checks"
+    tags: tuple[str, ...] = ()
+    attempts: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         """Return the result as the JSON object DESIGN.md documents."""
-        return asdict(self)
+        data = asdict(self)
+        data["tags"] = list(self.tags)
+        return data
 
 
 @dataclass(frozen=True)

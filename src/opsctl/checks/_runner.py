@@ -35,12 +35,15 @@ def run_checks(checks: Sequence[Check], *, concurrency: int = 16) -> list[CheckR
         begin = time.monotonic()
         with lock:
             started[index] = begin
-        try:
-            outcome = check.probe(check.timeout_seconds)
-        except Exception as error:  # a probe's failure is the check's result
-            logger.debug("Check %s raised", check.name, exc_info=True)
-            outcome = Outcome("fail", f"{type(error).__name__}: {error}")
-        return _result(check, outcome, time.monotonic() - begin)
+        attempt = 0
+        while True:
+            attempt += 1
+            outcome = _probe(check)
+            if outcome.status != "fail" or attempt > check.retries:
+                break
+            logger.debug("Check %s failed (attempt %d): %s", check.name, attempt, outcome.detail)
+            time.sleep(check.retry_delay_seconds)
+        return _result(check, outcome, time.monotonic() - begin, attempts=attempt)
 
     pool = ThreadPoolExecutor(max_workers=min(concurrency, len(checks)), thread_name_prefix="check")
     futures: dict[Future[CheckResult], int] = {
@@ -60,11 +63,11 @@ def run_checks(checks: Sequence[Check], *, concurrency: int = 16) -> list[CheckR
                     for future in pending
                     if futures[future] in started
                     and now - started[futures[future]]
-                    > checks[futures[future]].timeout_seconds + _DEADLINE_GRACE_SECONDS
+                    > checks[futures[future]].budget_seconds + _DEADLINE_GRACE_SECONDS
                 ]
             for future in overdue:
                 check = checks[futures[future]]
-                detail = f"no answer within {check.timeout_seconds:g} s"
+                detail = f"no answer within {check.budget_seconds:g} s"
                 results[futures[future]] = _result(
                     check, Outcome("fail", detail), now - started[futures[future]]
                 )
@@ -74,7 +77,17 @@ def run_checks(checks: Sequence[Check], *, concurrency: int = 16) -> list[CheckR
     return [result for result in results if result is not None]
 
 
-def _result(check: Check, outcome: Outcome, elapsed_seconds: float) -> CheckResult:
+def _probe(check: Check) -> Outcome:
+    try:
+        return check.probe(check.timeout_seconds)
+    except Exception as error:  # a probe's failure is the check's result
+        logger.debug("Check %s raised", check.name, exc_info=True)
+        return Outcome("fail", f"{type(error).__name__}: {error}")
+
+
+def _result(
+    check: Check, outcome: Outcome, elapsed_seconds: float, *, attempts: int = 1
+) -> CheckResult:
     return CheckResult(
         name=check.name,
         kind=check.kind,
@@ -84,4 +97,7 @@ def _result(check: Check, outcome: Outcome, elapsed_seconds: float) -> CheckResu
         duration_ms=round(elapsed_seconds * 1000),
         detail=secrets.scrub(outcome.detail),
         service=check.service,
+        section=check.section,
+        tags=check.tags,
+        attempts=attempts,
     )

@@ -5,6 +5,7 @@ Each function imports its library when called: the CLI starts without any of the
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,16 +37,40 @@ def redis_client(
     return redis.Redis.from_url(url, **options)
 
 
-def http_client(*, timeout_seconds: float = 10.0) -> httpx.Client:
-    """Return an HTTP client with opsctl's user agent; it does not follow redirects."""
+def http_client(
+    *, timeout_seconds: float = 10.0, limits: httpx.Limits | None = None
+) -> httpx.Client:
+    """Return an HTTP client with opsctl's user agent; it does not follow redirects and
+    ignores proxy variables (checks aim at the stack itself).
+    """
     import httpx
 
     return httpx.Client(
         timeout=httpx.Timeout(timeout_seconds),
+        limits=limits or httpx.Limits(),
         headers={"User-Agent": USER_AGENT},
         follow_redirects=False,
         trust_env=False,
     )
+
+
+_shared_lock = threading.Lock()
+_shared: list[httpx.Client] = []
+
+
+def shared_http_client() -> httpx.Client:
+    """Return one HTTP client shared by every check of this process.
+
+    Building a client loads TLS settings, which costs more than a local request; checks pass
+    their own timeout on each request.
+    """
+    import httpx
+
+    with _shared_lock:
+        if not _shared:
+            limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
+            _shared.append(http_client(limits=limits))
+        return _shared[0]
 
 
 def supervisor_client(socket_path: Path, *, timeout_seconds: float = 10.0) -> SupervisorClient:

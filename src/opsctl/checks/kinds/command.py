@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 
-from opsctl.checks._registry import BuildContext, check_name
+from opsctl.checks._registry import BuildContext, make_check
 from opsctl.checks._result import Check, Outcome
 from opsctl.config import CommandCheck
 
@@ -22,22 +23,26 @@ def build(spec: CommandCheck, context: BuildContext) -> Check:
             spec.argv,
             expect_exit=spec.expect_exit,
             output_contains=spec.output_contains,
+            output_regex=spec.output_regex,
             timeout_seconds=timeout_seconds,
         )
 
-    return Check(
-        name=check_name(spec, context, f"command {os.path.basename(spec.argv[0])}"),
-        kind="command",
+    return make_check(
+        spec,
+        context,
+        default_name=f"command {os.path.basename(spec.argv[0])}",
         target=" ".join(spec.argv),
         probe=probe,
-        severity=spec.severity,
-        timeout_seconds=spec.timeout_seconds,
-        service=context.service,
     )
 
 
 def probe_command(
-    argv: list[str], *, expect_exit: int, output_contains: str | None, timeout_seconds: float
+    argv: list[str],
+    *,
+    expect_exit: int,
+    output_contains: str | None,
+    timeout_seconds: float,
+    output_regex: str | None = None,
 ) -> Outcome:
     """Run ``argv`` in a new process group; at the deadline the whole group is killed."""
     try:
@@ -63,6 +68,11 @@ def probe_command(
     if output_contains is not None and output_contains not in text:
         return Outcome(
             "fail", f"exit code {process.returncode}, but the output lacks {output_contains!r}"
+        )
+    if output_regex is not None and not re.search(output_regex, text):
+        return Outcome(
+            "fail",
+            f"exit code {process.returncode}, but the output does not match /{output_regex}/",
         )
     return Outcome("pass", f"exit code {process.returncode}")
 

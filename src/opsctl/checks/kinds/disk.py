@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from opsctl.checks._registry import BuildContext, check_name
+from opsctl.checks._registry import BuildContext, make_check
 from opsctl.checks._result import Check, Outcome
 from opsctl.config import DiskCheck
 
@@ -12,21 +12,17 @@ from opsctl.config import DiskCheck
 def build(spec: DiskCheck, context: BuildContext) -> Check:
     """Build a check of the free space on the filesystem of ``spec.path``."""
 
+    path = spec.path if spec.path.startswith("/") else str(context.root / spec.path)
+
     def probe(timeout_seconds: float) -> Outcome:
         return probe_disk(
-            spec.path,
+            path,
             warn_free_percent=spec.warn_free_percent,
             fail_free_percent=spec.fail_free_percent,
         )
 
-    return Check(
-        name=check_name(spec, context, f"disk {spec.path}"),
-        kind="disk",
-        target=spec.path,
-        probe=probe,
-        severity=spec.severity,
-        timeout_seconds=spec.timeout_seconds,
-        service=context.service,
+    return make_check(
+        spec, context, default_name=f"disk {spec.path}", target=spec.path, probe=probe
     )
 
 

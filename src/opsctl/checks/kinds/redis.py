@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from opsctl.checks._registry import BuildContext, check_name
+from opsctl.checks._registry import BuildContext, make_check
 from opsctl.checks._result import Check, Outcome
 from opsctl.config import RedisCheck
 
@@ -20,15 +20,7 @@ def build(spec: RedisCheck, context: BuildContext) -> Check:
     def probe(timeout_seconds: float) -> Outcome:
         return probe_redis(url, password=password, timeout_seconds=timeout_seconds)
 
-    return Check(
-        name=check_name(spec, context, "redis"),
-        kind="redis",
-        target=url,
-        probe=probe,
-        severity=spec.severity,
-        timeout_seconds=spec.timeout_seconds,
-        service=context.service,
-    )
+    return make_check(spec, context, default_name="redis", target=url, probe=probe)
 
 
 def probe_redis(url: str, *, password: str | None, timeout_seconds: float) -> Outcome:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from opsctl.checks._registry import BuildContext, check_name
+from opsctl.checks._registry import BuildContext, make_check
 from opsctl.checks._result import Check, Outcome
 from opsctl.config import TcpCheck
 
@@ -19,14 +19,8 @@ def build(spec: TcpCheck, context: BuildContext) -> Check:
     def probe(timeout_seconds: float) -> Outcome:
         return probe_tcp(spec.host, port, timeout_seconds)
 
-    return Check(
-        name=check_name(spec, context, f"tcp {port}"),
-        kind="tcp",
-        target=f"{spec.host}:{port}",
-        probe=probe,
-        severity=spec.severity,
-        timeout_seconds=spec.timeout_seconds,
-        service=context.service,
+    return make_check(
+        spec, context, default_name=f"tcp {port}", target=f"{spec.host}:{port}", probe=probe
     )
 
 
