@@ -52,6 +52,12 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "Show or follow a service's output.",
         "Lifecycle",
     ),
+    "verify": (
+        "opsctl.commands.verify",
+        "verify",
+        "Check readiness: config, files, keys, ports, disk and your own checks.",
+        "Readiness",
+    ),
     "health": (
         "opsctl.commands.health",
         "health",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -9,7 +10,9 @@ import typer
 from opsctl.commands._common import JSON_HELP, console, load_runtime, print_json, quiet
 
 if TYPE_CHECKING:
-    from opsctl.runtime import ServiceOutcome, ServiceStatus
+    from opsctl.runtime import Runtime, ServiceOutcome, ServiceStatus
+
+logger = logging.getLogger(__name__)
 
 _ACTION_STYLES = {
     "started": "green",
@@ -39,6 +42,9 @@ def up(
     ctx: typer.Context,
     services: ServicesArgument = None,
     timeout: TimeoutOption = None,
+    skip_verify: Annotated[
+        bool, typer.Option("--skip-verify", help="Start even if readiness checks fail (says so).")
+    ] = False,
     json: JsonOption = False,
 ) -> None:
     """Start the stack, or the named services and what they depend on.
@@ -47,10 +53,14 @@ def up(
     what depends on it starts. Running services whose definition is unchanged are left
     alone, so `up` can be run again at any time. Exits 1, with the tail of each failed
     service's log, if anything did not come up within the timeout.
+
+    Nothing starts until `opsctl verify` passes; --skip-verify overrides that.
     """
     from opsctl.runtime import Stack
 
-    result = Stack(load_runtime(ctx)).up(services or [], timeout_seconds=timeout)
+    runtime = load_runtime(ctx)
+    _verify_first(runtime, skip=skip_verify, as_json=json)
+    result = Stack(runtime).up(services or [], timeout_seconds=timeout)
     _render_outcomes(ctx, result.services, as_json=json, ok=result.ok)
 
 
@@ -121,6 +131,25 @@ def logs(
         return
     for line in runtime.read_log(service, lines=lines):
         sys.stdout.write(line + "\n")
+
+
+def _verify_first(runtime: Runtime, *, skip: bool, as_json: bool) -> None:
+    """Run verify before starting anything; stop with exit 1 if it fails."""
+    from opsctl.checks.verify import run_verify
+    from opsctl.commands.verify import render_verify_report
+
+    if skip:
+        logger.warning("Skipping readiness verification (--skip-verify): starting unverified")
+        return
+    report = run_verify(runtime.project, runtime)
+    if report.status == "pass":
+        return
+    if as_json:
+        print_json({"ok": False, "verify": report.to_dict(), "services": []})
+    else:
+        render_verify_report(report, problems_only=True)
+    logger.error("Refusing to start: readiness verification failed. Fix it, or pass --skip-verify.")
+    raise typer.Exit(1)
 
 
 def _render_outcomes(

@@ -180,8 +180,7 @@ class ContainerSection(Section):
 
 
 class VerifySection(Section):
-    concurrency: Annotated[int, Field(ge=1, le=256)] = 16
-    timeout_seconds: PositiveSeconds = 10.0
+    concurrency: Annotated[int, Field(ge=1, le=512)] = 32
     strict: bool = False
     checks: list[HealthCheck] = Field(default_factory=list)
 

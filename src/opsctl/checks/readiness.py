@@ -1,0 +1,301 @@
+"""Readiness checks derived from the config, without the user writing them.
+
+Each belongs to a section (config, files, keys, ports, disk, backup, gpu, memory-bank) that
+``verify`` groups by and that ``--only``/``--skip`` can name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import os
+import socket
+import stat
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from opsctl import secrets
+from opsctl.checks._registry import BuildContext, build_check
+from opsctl.checks._result import Check, Outcome
+from opsctl.config import DiskCheck, Project, command_argv
+
+if TYPE_CHECKING:
+    from opsctl.runtime import Runtime, Snapshot
+
+_GPU_PROBE_TIMEOUT_SECONDS = 20.0
+_GPU_PROBE = """
+import pynvml
+pynvml.nvmlInit()
+count = pynvml.nvmlDeviceGetCount()
+print(count, pynvml.nvmlSystemGetDriverVersion())
+"""
+
+
+def _check(
+    section: str,
+    name: str,
+    target: str,
+    probe: Callable[[float], Outcome],
+    *,
+    severity: str = "error",
+) -> Check:
+    return Check(
+        name=name,
+        kind="builtin",
+        target=target,
+        probe=probe,
+        severity="warning" if severity == "warning" else "error",
+        section=section,
+        tags=("builtin", section),
+    )
+
+
+def _fixed(outcome: Outcome) -> Callable[[float], Outcome]:
+    return lambda _timeout: outcome
+
+
+def readiness_checks(project: Project, runtime: Runtime, snapshot: Snapshot) -> list[Check]:
+    """Return every built-in readiness check that applies to ``project``."""
+    checks = [_config_check(project)]
+    checks += _file_checks(project, runtime, snapshot)
+    checks += _key_checks(project)
+    checks += _port_checks(project, snapshot)
+    checks += _disk_checks(project)
+    checks += _backup_checks(project)
+    checks += _gpu_checks(project)
+    checks += _memory_bank_checks(project)
+    return checks
+
+
+def _config_check(project: Project) -> Check:
+    count = len(project.services)
+    detail = f"{project.config_path.name}: {count} services, runtime {project.config.runtime.kind}"
+    return _check(
+        "config", "config valid", str(project.config_path), _fixed(Outcome("pass", detail))
+    )
+
+
+def _file_checks(project: Project, runtime: Runtime, snapshot: Snapshot) -> list[Check]:
+    checks = [_env_file_check(project)] if project.config.keys or project.env_file.exists() else []
+    for name, service in project.services.items():
+        if service.directory:
+            folder = project.root / service.directory
+            outcome = (
+                Outcome("pass", "exists") if folder.is_dir() else Outcome("fail", "does not exist")
+            )
+            checks.append(_check("files", f"{name} directory", str(folder), _fixed(outcome)))
+    if snapshot.supervisor_running:
+        checks.append(
+            _check(
+                "files",
+                "supervisord.conf up to date",
+                str(runtime.paths.conf_file),
+                _conf_probe(runtime),
+                severity="warning",
+            )
+        )
+    return checks
+
+
+def _env_file_check(project: Project) -> Check:
+    path = project.env_file
+
+    def probe(_timeout: float) -> Outcome:
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except FileNotFoundError:
+            return Outcome("warn", "missing: declared keys must come from the process environment")
+        if mode & 0o077:
+            return Outcome("warn", f"mode {mode:04o} lets others read it; run chmod 600 {path}")
+        return Outcome("pass", f"present, mode {mode:04o}")
+
+    return _check("files", "env file", str(path), probe)
+
+
+def _conf_probe(runtime: Runtime) -> Callable[[float], Outcome]:
+    def probe(_timeout: float) -> Outcome:
+        from opsctl.runtime import render_supervisord_conf
+
+        fresh = render_supervisord_conf(
+            runtime.project, runtime.paths, launcher=runtime.launcher, daemon=runtime.daemon
+        )
+        try:
+            current = runtime.paths.conf_file.read_text()
+        except OSError:
+            return Outcome("warn", "missing; run 'opsctl up' to write it")
+        if current != fresh:
+            return Outcome("warn", "differs from the config; run 'opsctl up' to apply it")
+        return Outcome("pass", "matches the config")
+
+    return probe
+
+
+def _key_checks(project: Project) -> list[Check]:
+    from opsctl.keys import format_matches
+
+    checks = []
+    for name, key in project.config.keys.items():
+        variable = key.env or name
+        value = project.environ.get(variable)
+        source = "environment" if variable in os.environ else ".env"
+        if not value:
+            outcome = (
+                Outcome("fail", f"{variable} is not set")
+                if key.required
+                else Outcome("skip", f"{variable} is not set (optional)")
+            )
+        elif format_matches(key.provider, value) is False:
+            shown = f"{variable} ({secrets.mask(value)}, from {source})"
+            outcome = Outcome("fail", f"{shown} does not look like a {key.provider} key")
+        else:
+            outcome = Outcome("pass", f"{variable} set ({secrets.mask(value)}, from {source})")
+        checks.append(_check("keys", f"key {name}", key.provider, _fixed(outcome)))
+    return checks
+
+
+def _port_checks(project: Project, snapshot: Snapshot) -> list[Check]:
+    checks = []
+    for name, service in project.services.items():
+        if service.port is None:
+            continue
+        port = service.port
+        try:
+            words = [*command_argv(service), *service.environment.values()]
+        except ValueError:
+            words = []
+        mentioned = any(str(port) in word for word in words)
+        outcome = (
+            Outcome("pass", f"{port} appears in its command or environment")
+            if mentioned
+            else Outcome(
+                "warn",
+                f"{port} is in neither its command nor its environment: it may listen elsewhere",
+            )
+        )
+        checks.append(_check("ports", f"{name} port used", f"{name}:{port}", _fixed(outcome)))
+
+        info = snapshot.processes.get(name)
+        if info is None or info.state not in {"RUNNING", "STARTING", "BACKOFF"}:
+            checks.append(
+                _check("ports", f"{name} port free", f"127.0.0.1:{port}", _port_free_probe(port))
+            )
+    return checks
+
+
+def _port_free_probe(port: int) -> Callable[[float], Outcome]:
+    def probe(_timeout: float) -> Outcome:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError as error:
+                if error.errno == errno.EADDRINUSE:
+                    return Outcome("fail", f"port {port} is already in use by another process")
+                return Outcome("fail", f"cannot bind port {port}: {error.strerror or error}")
+        return Outcome("pass", f"port {port} is free")
+
+    return probe
+
+
+def _disk_checks(project: Project) -> list[Check]:
+    disk = project.config.monitoring.disk
+    paths = list(disk.paths)
+    if _backup_configured(project):
+        paths.append(str(_existing_ancestor(Path(project.config.backup.destination))))
+    context = BuildContext(section="disk", root=project.root)
+    checks = []
+    for path in dict.fromkeys(paths):
+        spec = DiskCheck(
+            kind="disk",
+            path=path,
+            warn_free_percent=disk.warn_free_percent,
+            fail_free_percent=disk.fail_free_percent,
+            tags=["builtin", "disk"],
+        )
+        checks.append(build_check(spec, context))
+    return checks
+
+
+def _backup_configured(project: Project) -> bool:
+    backup = project.config.backup
+    return bool(backup.paths or backup.redis)
+
+
+def _backup_checks(project: Project) -> list[Check]:
+    if not _backup_configured(project):
+        return []
+    destination = Path(project.config.backup.destination)
+
+    def probe(_timeout: float) -> Outcome:
+        existing = _existing_ancestor(destination)
+        if not os.access(existing, os.W_OK | os.X_OK):
+            return Outcome("fail", f"{existing} is not writable")
+        if existing == destination:
+            return Outcome("pass", "exists and is writable")
+        return Outcome("pass", f"will be created under {existing}, which is writable")
+
+    return [_check("backup", "backup destination writable", str(destination), probe)]
+
+
+def _existing_ancestor(path: Path) -> Path:
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return candidate
+    return Path("/")
+
+
+def _gpu_checks(project: Project) -> list[Check]:
+    if not project.config.gpu.require:
+        return []
+
+    def probe(timeout: float) -> Outcome:
+        try:
+            result = subprocess.run(
+                [sys.executable, "-c", _GPU_PROBE],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return Outcome("fail", f"NVML did not answer within {timeout:g} s")
+        if "No module named 'pynvml'" in result.stderr:
+            return Outcome("fail", "nvidia-ml-py is not installed: pip install 'opsctl[gpu]'")
+        if result.returncode != 0:
+            reason = (
+                result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "unknown error"
+            )
+            return Outcome("fail", f"no usable GPU: {reason}")
+        count, _, driver = result.stdout.strip().partition(" ")
+        if count == "0":
+            return Outcome("fail", f"driver {driver} sees no GPU")
+        return Outcome("pass", f"{count} GPU(s), driver {driver}")
+
+    check = _check("gpu", "GPU present", "nvml", probe)
+    return [dataclasses.replace(check, timeout_seconds=_GPU_PROBE_TIMEOUT_SECONDS)]
+
+
+def _memory_bank_checks(project: Project) -> list[Check]:
+    section = project.config.memory_bank
+    if not section.required:
+        return []
+    from opsctl.memory_bank import expected_files
+
+    folder = project.root / section.path
+
+    def probe(_timeout: float) -> Outcome:
+        if not folder.is_dir():
+            return Outcome(
+                "fail", "the memory-bank folder does not exist; run 'opsctl memory-bank init'"
+            )
+        missing = [name for name in expected_files(section) if not (folder / name).is_file()]
+        if missing:
+            return Outcome("fail", f"missing {', '.join(missing)}")
+        return Outcome(
+            "pass", f"all {len(expected_files(section))} files present ({section.profile} profile)"
+        )
+
+    return [_check("memory-bank", "memory bank present", str(folder), probe)]

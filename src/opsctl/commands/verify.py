@@ -1,0 +1,108 @@
+"""``verify``: is the stack ready for production? Fast, parallel, machine-readable."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from opsctl.commands._common import JSON_HELP, console, load_runtime, print_json, quiet
+
+if TYPE_CHECKING:
+    from opsctl.checks import Report
+
+_STATUS_STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
+
+
+class OutputFormat(StrEnum):
+    """How ``verify`` prints its report on stdout."""
+
+    table = "table"
+    tap = "tap"
+
+
+def verify(
+    ctx: typer.Context,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Run only checks with this name, section or tag (repeatable)."),
+    ] = None,
+    skip: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--skip", help="Leave out checks with this name, section or tag (repeatable)."
+        ),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Warnings count: exit 3 when only warnings.")
+    ] = False,
+    json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+    junit: Annotated[
+        Path | None, typer.Option("--junit", help="Also write a JUnit XML report to this file.")
+    ] = None,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", help="table, or tap for TAP version 13.")
+    ] = (OutputFormat.table),
+) -> None:
+    """Check that the stack is ready to run: config, files, keys, ports, disk, backup, GPU,
+    memory bank, and every [[verify.checks]] entry, concurrently, each within its timeout.
+
+    Exits 0 when ready, 1 when a check failed, 3 with --strict when only warnings.
+    """
+    from opsctl._files import write_atomic
+    from opsctl.checks.formats import to_junit, to_tap
+    from opsctl.checks.verify import run_verify, verify_exit_code
+
+    runtime = load_runtime(ctx)
+    strict = strict or runtime.project.config.verify.strict
+    report = run_verify(runtime.project, runtime, only=only or [], skip=skip or [])
+    if junit is not None:
+        write_atomic(junit, to_junit(report, strict=strict), mode=0o644)
+    if json:
+        print_json({**report.to_dict(), "strict": strict})
+    elif output_format is OutputFormat.tap:
+        import sys
+
+        sys.stdout.write(to_tap(report, strict=strict))
+    else:
+        render_verify_report(report, problems_only=quiet(ctx))
+    raise typer.Exit(int(verify_exit_code(report, strict=strict)))
+
+
+def render_verify_report(report: Report, *, problems_only: bool) -> None:
+    """Print the report as a table grouped by section, then a summary line."""
+    from rich.table import Table
+
+    from opsctl.checks import effective_status
+
+    table = Table(show_edge=False, pad_edge=False, box=None)
+    for column in ("CHECK", "STATUS", "DETAIL", "MS"):
+        table.add_column(column, justify="right" if column == "MS" else "left")
+    section = None
+    for result in report.checks:
+        status = effective_status(result)
+        if problems_only and status in {"pass", "skip"}:
+            continue
+        if result.section != section:
+            section = result.section
+            table.add_row(f"[bold]{section}[/]", "", "", "")
+        attempts = f" (after {result.attempts} attempts)" if result.attempts > 1 else ""
+        table.add_row(
+            f"  {result.name}",
+            f"[{_STATUS_STYLES[status]}]{status}[/]",
+            result.detail + attempts,
+            str(result.duration_ms),
+        )
+    out = console()
+    if table.row_count:
+        out.print(table)
+    summary = report.summary
+    style = "green" if report.status == "pass" else "bold red"
+    if not problems_only or report.status != "pass" or summary["warn"]:
+        counts = (
+            f"{summary['pass']} passed, {summary['warn']} warned, {summary['fail']} failed, "
+            f"{summary['skip']} skipped"
+        )
+        out.print(f"[{style}]verify {report.status}[/]: {counts} ({report.duration_ms} ms)")
