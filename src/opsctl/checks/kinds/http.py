@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
-import time
 from typing import Any
 
 from opsctl.checks._registry import BuildContext, make_check
@@ -19,19 +19,17 @@ def build(spec: HttpCheck, context: BuildContext) -> Check:
     """Build a check that requests ``spec.url`` and judges the response."""
 
     def probe(timeout_seconds: float) -> Outcome:
-        import httpx
+        from opsctl.clients import probe_http
 
-        from opsctl.clients import shared_http_client
-
-        begin = time.monotonic()
         try:
-            response = shared_http_client().request(spec.method, spec.url, timeout=timeout_seconds)
-        except httpx.TimeoutException:
+            response = probe_http(spec.method, spec.url, timeout_seconds=timeout_seconds)
+        except TimeoutError:
             return Outcome("fail", f"no answer within {timeout_seconds:g} s")
-        except httpx.HTTPError as error:
+        except (OSError, http.client.HTTPException) as error:
             return Outcome("fail", f"request failed: {error}")
-        latency_ms = (time.monotonic() - begin) * 1000
-        return judge_response(spec, response.status_code, response.text, latency_ms=latency_ms)
+        return judge_response(
+            spec, response.status_code, response.text, latency_ms=response.elapsed_ms
+        )
 
     target = f"{spec.method} {spec.url}"
     return make_check(spec, context, default_name="http", target=target, probe=probe)
