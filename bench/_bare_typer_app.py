@@ -103,6 +103,9 @@ def up(
     ctx: typer.Context,
     services: ServicesArgument = None,
     timeout: TimeoutOption = None,
+    skip_verify: Annotated[
+        bool, typer.Option("--skip-verify", help="Start even if readiness checks fail (says so).")
+    ] = False,
     json: JsonOption = False,
 ) -> None:
     """Start the stack, or the named services and what they depend on.
@@ -111,6 +114,8 @@ def up(
     what depends on it starts. Running services whose definition is unchanged are left
     alone, so `up` can be run again at any time. Exits 1, with the tail of each failed
     service's log, if anything did not come up within the timeout.
+
+    Nothing starts until `opsctl verify` passes; --skip-verify overrides that.
     """
 
 
@@ -166,6 +171,48 @@ def logs(
     ] = 50,
 ) -> None:
     """Show the last lines of a service's combined stdout and stderr, or follow them."""
+
+
+class OutputFormat(StrEnum):
+    """How ``verify`` prints its report on stdout."""
+
+    table = "table"
+    tap = "tap"
+
+
+@app.command(
+    "verify",
+    short_help="Check readiness: config, files, keys, ports, disk and your own checks.",
+    rich_help_panel="Readiness",
+)
+def verify(
+    ctx: typer.Context,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Run only checks with this name, section or tag (repeatable)."),
+    ] = None,
+    skip: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--skip", help="Leave out checks with this name, section or tag (repeatable)."
+        ),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Warnings count: exit 3 when only warnings.")
+    ] = False,
+    json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+    junit: Annotated[
+        Path | None, typer.Option("--junit", help="Also write a JUnit XML report to this file.")
+    ] = None,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", help="table, or tap for TAP version 13.")
+    ] = OutputFormat.table,
+) -> None:
+    """Check that the stack is ready to run: config, files, keys, ports, disk, backup, GPU,
+    memory bank, and every [[verify.checks]] entry, concurrently, each within its timeout.
+
+    Exits 0 when ready, 1 when a check failed, 3 with --strict when only warnings.
+    """
 
 
 @app.command(
