@@ -64,6 +64,12 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "Run every health check; exit 0 healthy, 3 degraded, 1 unhealthy.",
         "Health",
     ),
+    "memory-bank": (
+        "opsctl.commands.memory_bank",
+        "app",
+        "Activate, inspect and extend the memory bank.",
+        "Memory bank",
+    ),
     "config": (
         "opsctl.commands.config",
         "app",
