@@ -313,9 +313,9 @@ def test_http_check_body_contains(root: Path, http_base: str) -> None:
 def test_http_check_body_regex(root: Path, http_base: str) -> None:
     """body_regex passes when the body matches and fails when it does not."""
     url = f"{http_base}/ok"
-    passing = one(root, f"kind = \"http\"\nurl = \"{url}\"\nbody_regex = 'build [0-9]{{4}}$'\n")
+    passing = one(root, f'kind = "http"\nurl = "{url}"\nbody_regex = \'build [0-9]{{4}}$\'\n')
     assert passing.status == "pass"
-    failing = one(root, f"kind = \"http\"\nurl = \"{url}\"\nbody_regex = '^error'\n")
+    failing = one(root, f'kind = "http"\nurl = "{url}"\nbody_regex = \'^error\'\n')
     assert failing.status == "fail"
     assert "does not match /^error/" in failing.detail
 
@@ -679,9 +679,7 @@ def test_failed_warning_check_leaves_the_report_passing(root: Path) -> None:
 
 def test_report_dict_has_the_documented_shape(root: Path) -> None:
     """The report serialises with status, checks, summary, started_at in UTC and duration."""
-    project = load(
-        root, f'[[verify.checks]]\nkind = "tcp"\nport = {free_port()}\ntags = ["net"]\n'
-    )
+    project = load(root, f'[[verify.checks]]\nkind = "tcp"\nport = {free_port()}\ntags = ["net"]\n')
     data = run_verify(project, get_runtime(project)).to_dict()
     assert set(data) == {"status", "checks", "summary", "started_at", "duration_ms"}
     assert data["status"] == "fail"

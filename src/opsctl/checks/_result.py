@@ -76,10 +76,10 @@ class Report:
 
     @property
     def summary(self) -> dict[str, int]:
-        """Count of results per status."""
+        """Count of results per status; a failed check of severity warning counts as a warning."""
         counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
         for result in self.checks:
-            counts[result.status] += 1
+            counts[effective_status(result)] += 1
         return counts
 
     def to_dict(self) -> dict[str, Any]:

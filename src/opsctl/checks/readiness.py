@@ -231,6 +231,10 @@ def _backup_checks(project: Project) -> list[Check]:
 
     def probe(_timeout: float) -> Outcome:
         existing = _existing_ancestor(destination)
+        if not existing.is_dir():
+            return Outcome(
+                "fail", f"{existing} is a file, not a folder: nothing can be created there"
+            )
         if not os.access(existing, os.W_OK | os.X_OK):
             return Outcome("fail", f"{existing} is not writable")
         if existing == destination:
