@@ -64,6 +64,12 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "Run every health check; exit 0 healthy, 3 degraded, 1 unhealthy.",
         "Health",
     ),
+    "keys": (
+        "opsctl.commands.keys",
+        "app",
+        "Set up, check and verify the API keys the stack uses.",
+        "Keys",
+    ),
     "memory-bank": (
         "opsctl.commands.memory_bank",
         "app",

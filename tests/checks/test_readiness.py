@@ -232,7 +232,7 @@ def test_malformed_short_key_fails_and_is_fully_masked(root: Path) -> None:
     )
     result = by_name(report)["key openai"]
     assert result.status == "fail"
-    assert "does not look like a openai key" in result.detail
+    assert "is not shaped like a key of openai" in result.detail
     assert MASK in result.detail
     assert "nope" not in result.detail
 

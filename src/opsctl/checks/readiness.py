@@ -149,7 +149,7 @@ def _key_checks(project: Project) -> list[Check]:
             )
         elif format_matches(key.provider, value) is False:
             shown = f"{variable} ({secrets.mask(value)}, from {source})"
-            outcome = Outcome("fail", f"{shown} does not look like a {key.provider} key")
+            outcome = Outcome("fail", f"{shown} is not shaped like a key of {key.provider}")
         else:
             outcome = Outcome("pass", f"{variable} set ({secrets.mask(value)}, from {source})")
         checks.append(_check("keys", f"key {name}", key.provider, _fixed(outcome)))

@@ -228,13 +228,39 @@ class BackupSection(Section):
     retention: RetentionSection = Field(default_factory=RetentionSection)
 
 
+class KeyVerifySection(Section):
+    """The cheapest read-only request that tells whether a custom provider's key works."""
+
+    method: Literal["GET", "HEAD", "POST"] = "GET"
+    url: str
+    auth: Literal["bearer", "header", "query", "basic", "none"] = "bearer"
+    header: str = "Authorization"
+    template: str = "{key}"
+    query_param: str = "api_key"
+    valid: list[int] = Field(default_factory=lambda: [200])
+    invalid: list[int] = Field(default_factory=lambda: [401])
+    forbidden: list[int] = Field(default_factory=lambda: [403])
+    rate_limited: list[int] = Field(default_factory=lambda: [429])
+    expect_json: bool = True
+
+
 class KeySection(Section):
     provider: str
     env: str | None = None
+    secret_env: str | None = None
     required: bool = True
     description: str | None = None
     url: str | None = None
     base_url: str | None = None
+    service: str | None = None
+    format: str | None = None
+    timeout_seconds: PositiveSeconds = 10.0
+    verify: KeyVerifySection | None = None
+
+    @field_validator("format")
+    @classmethod
+    def _regex_compiles(cls, value: str | None) -> str | None:
+        return _compiles(value)
 
 
 class GpuPolicySection(Section):

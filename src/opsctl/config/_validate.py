@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import shlex
 import shutil
@@ -21,6 +22,28 @@ def check_consistency(config: Config, *, root: Path, environ: Mapping[str, str])
     for name, service in config.services.items():
         problems += _check_executable(name, service, root=root, environ=environ)
         problems += _check_health_ports(name, service)
+    problems += _check_keys(config)
+    return problems
+
+
+def _check_keys(config: Config) -> list[Problem]:
+    from opsctl.keys._providers import known_providers
+
+    problems: list[Problem] = []
+    known = known_providers()
+    for name, key in config.keys.items():
+        if key.provider not in known:
+            close = difflib.get_close_matches(key.provider, known, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(known)}"
+            problems.append(
+                (("keys", name, "provider"), f"unknown provider '{key.provider}'{hint}")
+            )
+        elif key.verify is not None and key.provider != "custom":
+            problems.append(
+                (("keys", name, "verify"), "only a 'custom' provider takes a verify table")
+            )
+        if key.service is not None and key.service not in config.services:
+            problems.append((("keys", name, "service"), f"names no service: '{key.service}'"))
     return problems
 
 
