@@ -89,8 +89,15 @@ def test_unexpected_error_is_one_line_unless_debug(
 
 
 def test_global_flags_after_the_command_are_honoured() -> None:
-    """-q, -v and --debug may follow the command; nothing after -- moves."""
+    """-q, -v, --debug, -c and --env-file may follow the command; nothing after -- moves."""
     assert hoist_global_flags(["health", "-q", "--json"]) == ["-q", "health", "--json"]
+    assert hoist_global_flags(["status", "-c", "proj", "--json"]) == [
+        "-c",
+        "proj",
+        "status",
+        "--json",
+    ]
+    assert hoist_global_flags(["logs", "api", "--config=x"]) == ["--config=x", "logs", "api"]
     assert hoist_global_flags(["exec", "api", "--", "ls", "-v"]) == [
         "exec",
         "api",

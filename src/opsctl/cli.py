@@ -224,16 +224,28 @@ def main(argv: list[str] | None = None) -> None:
 
 
 _GLOBAL_FLAGS = re.compile(r"^(-q+|-v+|--quiet|--verbose|--debug)$")
+_GLOBAL_OPTIONS = ("-c", "--config", "--env-file")
 
 
 def hoist_global_flags(args: list[str]) -> list[str]:
-    """Move ``-q``, ``-v`` and ``--debug`` written after the command to the front, so
-    ``opsctl health -q`` works like ``opsctl -q health``. Nothing after ``--`` moves.
+    """Move global options written after the command to the front, so ``opsctl health -q
+    -c proj`` works like ``opsctl -q -c proj health``. Nothing after ``--`` moves.
     """
     end = args.index("--") if "--" in args else len(args)
-    flags = [arg for arg in args[:end] if _GLOBAL_FLAGS.match(arg)]
-    rest = [arg for arg in args[:end] if not _GLOBAL_FLAGS.match(arg)]
-    return [*flags, *rest, *args[end:]]
+    front: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < end:
+        arg = args[index]
+        if _GLOBAL_FLAGS.match(arg) or arg.startswith(tuple(f"{o}=" for o in _GLOBAL_OPTIONS)):
+            front.append(arg)
+        elif arg in _GLOBAL_OPTIONS and index + 1 < end:
+            front += [arg, args[index + 1]]
+            index += 1
+        else:
+            rest.append(arg)
+        index += 1
+    return [*front, *rest, *args[end:]]
 
 
 def _report(error: Exception, *, debug: bool) -> None:

@@ -85,7 +85,7 @@ def judge_process(project: Project, name: str, snapshot: Snapshot, runtime: Runt
     detail = info.state.lower()
     if info.spawn_error:
         detail += f": {info.spawn_error}"
-    elif info.state in {"EXITED", "FATAL", "BACKOFF"}:
+    elif info.state == "EXITED":
         detail += f", exit status {info.exit_status}"
     return Outcome("fail", detail + _last_log(runtime, name))
 

@@ -73,6 +73,8 @@ def down(ctx: typer.Context, json: JsonOption = False) -> None:
     from opsctl.runtime import Stack
 
     result = Stack(load_runtime(ctx)).down()
+    if result.supervisor_was_running and not json:
+        logger.info("supervisord stopped")
     _render_outcomes(ctx, result.services, as_json=json, ok=result.ok)
 
 

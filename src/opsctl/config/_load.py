@@ -54,7 +54,7 @@ def find_config(explicit: Path | None = None, *, environ: Mapping[str, str], cwd
         if candidate.is_file():
             return candidate
     message = f"No {CONFIG_FILE_NAME} found in {cwd} or any folder above it."
-    raise ConfigError(message, hint="Pass --config PATH, set OPSCTL_CONFIG, or run 'opsctl init'.")
+    raise ConfigError(message, hint="Pass --config PATH, or set OPSCTL_CONFIG.")
 
 
 def load_project(

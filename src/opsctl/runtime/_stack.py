@@ -294,7 +294,7 @@ class Stack:
                     return None
                 problem = "; ".join(f"{r.name}: {r.detail}" for r in failing)
             elif info.state == "FATAL" or (info.state == "EXITED" and service.autorestart is False):
-                return f"{info.state.lower()}, exit status {info.exit_status}{_spawn(info)}"
+                return f"{info.state.lower()}: {_why(info)}"
             elif info.state == "STOPPED":
                 return "stopped while starting"
             else:
@@ -352,6 +352,11 @@ class Stack:
     def _was_killed(self, name: str, pid: int) -> bool:
         pattern = re.compile(rf"killing '?{re.escape(name)}'? \({pid}\) with SIGKILL")
         return any(pattern.search(line) for line in tail_lines(self.paths.supervisord_log, 200))
+
+
+def _why(info: ProcessInfo) -> str:
+    """supervisord's reason (its exit status is only meaningful without one)."""
+    return info.spawn_error or f"exit status {info.exit_status}"
 
 
 def _spawn(info: ProcessInfo) -> str:
