@@ -284,6 +284,15 @@ class MemoryBankSection(Section):
     stale_after_days: PositiveSeconds = 7.0
     required: bool = False
 
+    @field_validator("files")
+    @classmethod
+    def _plain_markdown_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*\.md", name):
+                message = f"'{name}' is not a markdown file name inside the bank (NAME.md)"
+                raise ValueError(message)
+        return names
+
 
 class Config(Section):
     """The whole validated ``opsctl.toml``."""

@@ -90,9 +90,10 @@ def history_file(project: Project) -> Path:
     return project.state_dir / "memory-bank" / "activations.jsonl"
 
 
-def bank_zone(project: Project) -> tzinfo:
+def bank_zone(project: Project) -> tzinfo | None:
     """The zone timestamps are read and written in: ``timezone`` if set, else UTC for
-    ``timestamps = "utc"``, else this machine's local zone.
+    ``timestamps = "utc"``, else ``None``: this machine's local time, whose offset is the
+    one in force on each date (summer and winter time differ).
     """
     section = project.config.memory_bank
     if section.timezone:
@@ -110,11 +111,10 @@ def bank_zone(project: Project) -> tzinfo:
             ) from None
     if section.timestamps == "utc":
         return UTC
-    zone = datetime.now().astimezone().tzinfo
-    return zone or UTC
+    return None
 
 
-def read_file(path: Path, *, zone: tzinfo) -> tuple[str, ParsedFile]:
+def read_file(path: Path, *, zone: tzinfo | None) -> tuple[str, ParsedFile]:
     """Read and parse one bank file (undecodable bytes are replaced, never fatal)."""
     text = path.read_bytes().decode("utf-8", errors="replace")
     return text, parse(text, zone=zone)
@@ -145,7 +145,7 @@ def inspect_bank(project: Project, *, now: datetime | None = None) -> BankReport
 
 
 def _inspect_file(
-    path: Path, expected: bool, *, zone: tzinfo, now: datetime, stale_after: timedelta
+    path: Path, expected: bool, *, zone: tzinfo | None, now: datetime, stale_after: timedelta
 ) -> FileReport:
     if not path.is_file():
         return FileReport(name=path.name, expected=expected, present=False)
@@ -164,7 +164,7 @@ def _inspect_file(
         name=path.name,
         expected=expected,
         present=True,
-        size_bytes=len(text.encode("utf-8")),
+        size_bytes=path.stat().st_size,
         tokens=estimate_tokens(text),
         entries=len(parsed.entries),
         newest_entry=newest,

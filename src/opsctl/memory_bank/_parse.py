@@ -63,8 +63,10 @@ class ParsedFile:
         return max(stamps, default=None)
 
 
-def parse(text: str, *, zone: tzinfo) -> ParsedFile:
-    """Parse a memory-bank file; timestamps are read as wall-clock times in ``zone``."""
+def parse(text: str, *, zone: tzinfo | None) -> ParsedFile:
+    """Parse a memory-bank file; timestamps are read as wall-clock times in ``zone``
+    (``None``: this machine's local time, with the offset in force on each date).
+    """
     headings: list[Heading] = []
     entries: list[Entry] = []
     findings: list[Finding] = []
@@ -76,7 +78,7 @@ def parse(text: str, *, zone: tzinfo) -> ParsedFile:
         if current is not None:
             entries.append(Entry(body="\n".join(body).strip("\n"), **current))  # type: ignore[arg-type]
 
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(split_lines(text), start=1):
         heading = _HEADING.match(line)
         entry = _ENTRY.match(line)
         if heading:
@@ -106,16 +108,25 @@ def parse(text: str, *, zone: tzinfo) -> ParsedFile:
     )
 
 
+def split_lines(text: str) -> list[str]:
+    """Split on LF (and CRLF) only, as editors and ``grep -n`` number lines; a trailing
+    line break does not start another line.
+    """
+    lines = text.replace("\r\n", "\n").split("\n")
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
 def _title(raw: str) -> str:
     bold = _BOLD.match(raw)
     return bold["inner"].strip() if bold else raw
 
 
 def _read_timestamp(
-    stamp: str, *, zone: tzinfo, line: int, findings: list[Finding]
+    stamp: str, *, zone: tzinfo | None, line: int, findings: list[Finding]
 ) -> datetime | None:
     try:
-        return datetime.strptime(stamp.strip(), TIMESTAMP_FORMAT).replace(tzinfo=zone)
+        naive = datetime.strptime(stamp.strip(), TIMESTAMP_FORMAT)  # noqa: DTZ007 (zone below)
+        return naive.replace(tzinfo=zone) if zone is not None else naive.astimezone()
     except ValueError:
         findings.append(
             Finding(

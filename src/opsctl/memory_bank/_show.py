@@ -10,6 +10,7 @@ text outside entries alone is over the budget, the text is cut at the budget.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,9 +23,9 @@ from opsctl.memory_bank._bank import (
     estimate_tokens,
     read_file,
 )
+from opsctl.memory_bank._parse import split_lines
 from opsctl.memory_bank._profiles import expected_files
 
-_NOTE_TOKENS = 16
 _CUT_NOTE = "\n[cut here: the token budget is reached]\n"
 
 
@@ -55,26 +56,33 @@ def show_bank(project: Project, *, budget_tokens: int | None = None) -> ShownBan
     blocks: list[_Block] = []
     for index, name in enumerate(names):
         text, parsed = read_file(folder / name, zone=zone)
-        lines = text.replace("\r\n", "\n").split("\n")
+        lines = split_lines(text)
         files.append((name, lines))
         boundaries = sorted(
             {e.line for e in parsed.entries} | {h.line for h in parsed.headings} | {len(lines) + 1}
         )
         for entry in parsed.entries:
-            end = next(b for b in boundaries if b > entry.line)
+            end = boundaries[bisect.bisect_right(boundaries, entry.line)]
             block_text = "\n".join(lines[entry.line - 1 : end - 1])
             blocks.append(
                 _Block(index, entry.line, end, entry.timestamp, estimate_tokens(block_text) + 1)
             )
 
     header = f"# Memory bank of {project.name} ({project.config.memory_bank.profile} profile)\n"
-    keep = set(range(len(blocks)))
-    if budget_tokens is not None:
-        keep = _choose(files, blocks, header, budget_tokens)
-    text, omitted = _assemble(header, files, blocks, keep)
+    text, omitted = _assemble(header, files, blocks, set(range(len(blocks))))
     if budget_tokens is not None and estimate_tokens(text) > budget_tokens:
-        text = text[: max(budget_tokens * CHARS_PER_TOKEN - len(_CUT_NOTE), 0)] + _CUT_NOTE
+        keep = _choose(files, blocks, header, budget_tokens)
+        text, omitted = _assemble(header, files, blocks, keep)
+    if budget_tokens is not None and estimate_tokens(text) > budget_tokens:
+        text = _cut(text, budget_tokens)
     return ShownBank(text=text, tokens=estimate_tokens(text), omitted=omitted)
+
+
+def _cut(text: str, budget_tokens: int) -> str:
+    room = budget_tokens * CHARS_PER_TOKEN
+    if room <= len(_CUT_NOTE):
+        return text[:room]
+    return text[: room - len(_CUT_NOTE)] + _CUT_NOTE
 
 
 def _file_order(project: Project, folder: Path) -> list[str]:
@@ -90,19 +98,38 @@ def _file_order(project: Project, folder: Path) -> list[str]:
 def _choose(
     files: list[tuple[str, list[str]]], blocks: list[_Block], header: str, budget: int
 ) -> set[int]:
-    frame_text, _ = _assemble(header, files, blocks, set())
-    remaining = budget - estimate_tokens(frame_text) - _NOTE_TOKENS * len(files)
+    """Take entries newest first within ``budget``, room kept for the note of each file that
+    loses entries; a file that turns out to lose none gives its note's room back.
+    """
+    frame_text, _ = _assemble(header, files, blocks, set(), notes=False)
+    frame = estimate_tokens(frame_text)
     order = sorted(
         range(len(blocks)),
         key=lambda i: (_epoch(blocks[i].timestamp), blocks[i].start),
         reverse=True,
     )
+    noted = set(range(len(files)))
     keep: set[int] = set()
-    for index in order:
-        if blocks[index].tokens <= remaining:
-            keep.add(index)
-            remaining -= blocks[index].tokens
+    for _ in range(len(files) + 1):
+        keep = set()
+        remaining = budget - frame - sum(_note_tokens(len(blocks)) for _ in noted)
+        for index in order:
+            if blocks[index].tokens <= remaining:
+                keep.add(index)
+                remaining -= blocks[index].tokens
+        losing = {blocks[i].file_index for i in range(len(blocks)) if i not in keep}
+        if losing == noted:
+            break
+        noted = losing
     return keep
+
+
+def _note(count: int) -> str:
+    return f"[{count} older entries left out]\n"
+
+
+def _note_tokens(count: int) -> int:
+    return estimate_tokens(_note(count))
 
 
 def _epoch(timestamp: datetime | None) -> float:
@@ -111,7 +138,12 @@ def _epoch(timestamp: datetime | None) -> float:
 
 
 def _assemble(
-    header: str, files: list[tuple[str, list[str]]], blocks: list[_Block], keep: set[int]
+    header: str,
+    files: list[tuple[str, list[str]]],
+    blocks: list[_Block],
+    keep: set[int],
+    *,
+    notes: bool = True,
 ) -> tuple[str, dict[str, int]]:
     parts = [header]
     omitted: dict[str, int] = {}
@@ -122,9 +154,7 @@ def _assemble(
             line for number, line in enumerate(lines, start=1) if number not in skip
         ).strip("\n")
         parts.append(f"\n===== {name} =====\n{body}\n")
-        if dropped:
+        if dropped and notes:
             omitted[name] = len(dropped)
-            parts.append(
-                f"[{len(dropped)} older entries of {name} left out to fit the token budget]\n"
-            )
+            parts.append(_note(len(dropped)))
     return "".join(parts), omitted
