@@ -52,6 +52,12 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "Show or follow a service's output.",
         "Lifecycle",
     ),
+    "exec": (
+        "opsctl.commands.lifecycle",
+        "exec_",
+        "Run a command with a service's environment, where it runs.",
+        "Lifecycle",
+    ),
     "verify": (
         "opsctl.commands.verify",
         "verify",

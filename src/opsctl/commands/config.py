@@ -24,6 +24,7 @@ class RenderTarget(StrEnum):
     """What ``config render`` can write."""
 
     supervisord = "supervisord"
+    compose = "compose"
 
 
 @app.command()
@@ -62,10 +63,20 @@ def render(
     from opsctl._files import write_atomic
     from opsctl.runtime import get_runtime, render_supervisord_conf
 
-    runtime = get_runtime(load_project(ctx))
-    text = render_supervisord_conf(
-        runtime.project, runtime.paths, launcher=runtime.launcher, daemon=runtime.daemon
-    )
+    project = load_project(ctx)
+    if target is RenderTarget.compose:
+        from opsctl.runtime import Stack
+        from opsctl.runtime._compose import render_compose
+        from opsctl.runtime.docker import DockerRuntime
+
+        docker_runtime = DockerRuntime(project)
+        Stack(docker_runtime).write_state()
+        text = render_compose(docker_runtime).rstrip("\n")
+    else:
+        runtime = get_runtime(project)
+        text = render_supervisord_conf(
+            project, runtime.paths, launcher=runtime.launcher, daemon=runtime.daemon
+        )
     if output is None:
         sys.stdout.write(text + "\n")
     else:

@@ -135,6 +135,21 @@ def logs(
         sys.stdout.write(line + "\n")
 
 
+def exec_(
+    ctx: typer.Context,
+    service: Annotated[str, typer.Argument(help="The service whose environment to run in.")],
+    command: Annotated[list[str], typer.Argument(help="The command and its arguments, after --.")],
+) -> None:
+    """Run a command where SERVICE runs (in its container, with the docker runtime), with
+    its environment and working directory: `opsctl exec api -- python manage.py check`.
+
+    The command's exit code is opsctl's.
+    """
+    runtime = load_runtime(ctx)
+    runtime.project.service(service)
+    raise typer.Exit(runtime.exec(service, command))
+
+
 def _verify_first(runtime: Runtime, *, skip: bool, as_json: bool) -> None:
     """Run verify before starting anything; stop with exit 1 if it fails."""
     from opsctl.checks.verify import run_verify

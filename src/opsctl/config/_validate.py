@@ -23,7 +23,36 @@ def check_consistency(config: Config, *, root: Path, environ: Mapping[str, str])
         problems += _check_executable(name, service, root=root, environ=environ)
         problems += _check_health_ports(name, service)
     problems += _check_keys(config)
+    problems += _check_stop_timeout(config)
     return problems
+
+
+def _check_stop_timeout(config: Config) -> list[Problem]:
+    """A container stop timeout shorter than supervisord's own shutdown would get the stack
+    killed mid-stop (Redis then writes no final snapshot).
+    """
+    configured = config.container.stop_timeout_seconds
+    if configured is None or not config.services or _dependency_problems(config):
+        return []
+    from opsctl.runtime._render import priorities
+
+    groups: dict[int, int] = {}
+    for name, priority in priorities(config.services).items():
+        groups[priority] = max(groups.get(priority, 0), config.services[name].stop_timeout_seconds)
+    needed = sum(groups.values())
+    if configured >= needed:
+        return []
+    return [
+        (
+            ("container", "stop_timeout_seconds"),
+            f"{configured} s is shorter than the {needed} s supervisord may need to stop the "
+            "services, priority group by group",
+        )
+    ]
+
+
+def _dependency_problems(config: Config) -> bool:
+    return bool(_check_dependencies(config))
 
 
 def _check_keys(config: Config) -> list[Problem]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from opsctl.config import Project
-from opsctl.errors import ConfigError
 from opsctl.runtime._base import Runtime, Snapshot
 from opsctl.runtime._paths import StatePaths
 from opsctl.runtime._render import dependency_levels, render_supervisord_conf
@@ -34,8 +33,6 @@ def get_runtime(project: Project) -> Runtime:
         from opsctl.runtime.local import LocalRuntime
 
         return LocalRuntime(project, host=project.config.runtime.host)
-    message = (
-        f"Runtime '{kind}' is not available in this version of opsctl; "
-        'use runtime.kind = "local".'
-    )
-    raise ConfigError(message)
+    from opsctl.runtime.docker import DockerRuntime
+
+    return DockerRuntime(project, host=project.config.runtime.host)

@@ -63,6 +63,27 @@ class Runtime(abc.ABC):
     def pid_alive(self, pid: int) -> bool:
         """Tell whether a program's process still exists."""
 
+    @abc.abstractmethod
+    def exec(self, service: str, argv: list[str]) -> int:
+        """Run ``argv`` where ``service`` runs, with its environment and working directory;
+        stream its output to ours and return its exit code.
+        """
+
+    @abc.abstractmethod
+    def copy_out(self, path: str, destination: Path) -> None:
+        """Copy the file or folder at ``path`` in the stack to ``destination`` on this host."""
+
+    @abc.abstractmethod
+    def copy_in(self, source: Path, path: str) -> None:
+        """Copy ``source`` on this host to ``path`` in the stack."""
+
+    def service_environment(self, service: str) -> dict[str, str]:
+        """The environment a service's programs get: its launch spec's, over ours."""
+        from opsctl.runtime._render import program_spec
+
+        spec = program_spec(self.project, service)
+        return dict(spec["environment"])
+
     @property
     def daemon(self) -> bool:
         """Whether supervisord forks into the background (it does not as a container's PID 1)."""

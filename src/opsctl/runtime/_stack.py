@@ -187,6 +187,19 @@ class Stack:
 
         Returns the services whose launch spec changed since the last run.
         """
+        changed, conf_changed = self.write_state()
+        if not self.runtime.supervisor_running():
+            logger.info("Starting supervisord for %s", self.project.name)
+            self.runtime.start_supervisor()
+        elif conf_changed:
+            changed |= self._apply_changed_conf()
+        return changed
+
+    def write_state(self) -> tuple[set[str], bool]:
+        """Write the program specs and supervisord.conf under the state folder.
+
+        Returns the services whose spec changed, and whether supervisord.conf changed.
+        """
         self.paths.ensure()
         changed = set()
         for name in self.project.services:
@@ -203,12 +216,7 @@ class Stack:
             self.project, self.paths, launcher=self.runtime.launcher, daemon=self.runtime.daemon
         )
         conf_changed = write_atomic(self.paths.conf_file, conf)
-        if not self.runtime.supervisor_running():
-            logger.info("Starting supervisord for %s", self.project.name)
-            self.runtime.start_supervisor()
-        elif conf_changed:
-            changed |= self._apply_changed_conf()
-        return changed
+        return changed, conf_changed
 
     def _apply_changed_conf(self) -> set[str]:
         client = self.runtime.client()

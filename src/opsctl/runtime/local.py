@@ -96,11 +96,46 @@ class LocalRuntime(Runtime):
             return True
         return not _is_zombie(pid)
 
+    def exec(self, service: str, argv: list[str]) -> int:
+        """Run ``argv`` on this host in the service's directory, with its environment."""
+        from opsctl.runtime._render import program_spec
+
+        spec = program_spec(self.project, service)
+        environment = {**os.environ, **spec["environment"]}
+        try:
+            return subprocess.run(
+                argv, cwd=spec["directory"], env=environment, check=False
+            ).returncode
+        except FileNotFoundError:
+            message = f"Cannot run '{argv[0]}': no such program."
+            raise OperationFailedError(message) from None
+
+    def copy_out(self, path: str, destination: Path) -> None:
+        """Copy the file or folder at ``path`` (relative to the root) to ``destination``."""
+        _copy(self.project.root / path, destination)
+
+    def copy_in(self, source: Path, path: str) -> None:
+        """Copy ``source`` to ``path`` (relative to the root) on this host."""
+        _copy(source, self.project.root / path)
+
     def _supervisord_pid(self) -> int | None:
         try:
             return int(self.paths.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
+
+
+def _copy(source: Path, destination: Path) -> None:
+    import shutil
+
+    if not source.exists():
+        message = f"{source} does not exist."
+        raise OperationFailedError(message)
+    if source.is_dir():
+        shutil.copytree(source, destination, symlinks=True, dirs_exist_ok=True)
+    else:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, destination)
 
 
 def _is_zombie(pid: int) -> bool:
