@@ -17,19 +17,30 @@ if TYPE_CHECKING:
 JSON_HELP = "Print one JSON document on stdout and nothing else there."
 
 
-def load_project(ctx: typer.Context) -> Project:
-    """Load the project named by the global options."""
+def load_project(ctx: typer.Context, *, lenient: bool = False) -> Project:
+    """Load the project named by the global options (``lenient``: see ``load_project``)."""
     from opsctl.config import load_project as load
 
     state = ctx.find_root().obj
-    return load(getattr(state, "config_path", None), env_file=getattr(state, "env_file", None))
+    return load(
+        getattr(state, "config_path", None),
+        env_file=getattr(state, "env_file", None),
+        lenient=lenient,
+    )
 
 
-def load_runtime(ctx: typer.Context) -> Runtime:
+def load_runtime(ctx: typer.Context, *, lenient: bool = False) -> Runtime:
     """Load the project and return its runtime."""
     from opsctl.runtime import get_runtime
 
-    return get_runtime(load_project(ctx))
+    return get_runtime(load_project(ctx, lenient=lenient))
+
+
+def plain(text: str) -> str:
+    """Escape ``text`` for rich markup: program output may contain ``[/...]``."""
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def quiet(ctx: typer.Context) -> bool:

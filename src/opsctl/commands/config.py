@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json as json_module
+import re
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -121,5 +122,6 @@ def to_toml(data: dict[str, Any], prefix: str = "") -> str:
 
 
 def _key(key: str) -> str:
-    bare = key.replace("_", "").replace("-", "").isalnum()
-    return key if bare else json_module.dumps(key)
+    return (
+        key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json_module.dumps(key, ensure_ascii=False)
+    )

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from opsctl.commands._common import JSON_HELP, console, load_runtime, print_json, quiet
+from opsctl.commands._common import JSON_HELP, console, load_runtime, plain, print_json, quiet
 
 if TYPE_CHECKING:
     from opsctl.checks import Report
@@ -32,7 +32,7 @@ def health(
     """
     from opsctl.checks.health import run_health
 
-    runtime = load_runtime(ctx)
+    runtime = load_runtime(ctx, lenient=True)
     report = run_health(runtime.project, runtime, services=services or [])
     if json:
         print_json(report.to_dict())
@@ -57,8 +57,8 @@ def render_report(report: Report, *, problems_only: bool) -> None:
         table.add_row(
             result.name,
             f"[{_STATUS_STYLES[status]}]{status}[/]",
-            result.target,
-            result.detail,
+            plain(result.target),
+            plain(result.detail),
             str(result.duration_ms),
         )
     out = console()

@@ -12,6 +12,7 @@ from opsctl.commands._common import (
     console,
     error_console,
     load_project,
+    plain,
     print_json,
     quiet,
 )
@@ -249,7 +250,8 @@ def _set_up_one(project: Project, state: KeyState, *, check: bool | None) -> Non
     if check if check is not None else typer.confirm("  Verify it now?", default=True, err=True):
         result = verify_one(project, candidate)
         out.print(
-            f"  verification: [{_STYLES.get(result.status, '')}]{result.status}[/]: {result.detail}"
+            f"  verification: [{_STYLES.get(result.status, '')}]{result.status}[/]: "
+            + plain(result.detail)
         )
         if result.status in {"invalid", "forbidden"} and not typer.confirm(
             "  Save it anyway?", default=False, err=True
@@ -387,7 +389,7 @@ def _render_results(results: list[KeyResult], *, problems_only: bool) -> None:
             result.name,
             result.provider,
             f"[{style}]{result.status}[/]",
-            result.detail,
+            plain(result.detail),
             str(result.duration_ms),
         )
     if table.row_count:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from opsctl.commands._common import JSON_HELP, console, load_runtime, print_json, quiet
+from opsctl.commands._common import JSON_HELP, console, load_runtime, plain, print_json, quiet
 
 if TYPE_CHECKING:
     from opsctl.runtime import Runtime, ServiceOutcome, ServiceStatus
@@ -72,7 +72,7 @@ def down(ctx: typer.Context, json: JsonOption = False) -> None:
     """
     from opsctl.runtime import Stack
 
-    result = Stack(load_runtime(ctx)).down()
+    result = Stack(load_runtime(ctx, lenient=True)).down()
     if result.supervisor_was_running and not json:
         logger.info("supervisord stopped")
     _render_outcomes(ctx, result.services, as_json=json, ok=result.ok)
@@ -101,7 +101,7 @@ def status(ctx: typer.Context, json: JsonOption = False) -> None:
     """
     from opsctl.runtime import Stack
 
-    rows = Stack(load_runtime(ctx)).status()
+    rows = Stack(load_runtime(ctx, lenient=True)).status()
     if json:
         print_json({"services": [_status_dict(row) for row in rows]})
         return
@@ -121,7 +121,7 @@ def logs(
     """Show the last lines of a service's combined stdout and stderr, or follow them."""
     import sys
 
-    runtime = load_runtime(ctx)
+    runtime = load_runtime(ctx, lenient=True)
     runtime.project.service(service)
     if follow:
         try:
@@ -205,7 +205,7 @@ def _render_outcome_table(outcomes: list[ServiceOutcome], *, problems_only: bool
         table.add_column(column)
     for outcome in shown:
         style = _ACTION_STYLES.get(outcome.action, "")
-        table.add_row(outcome.name, f"[{style}]{outcome.action}[/]", outcome.detail)
+        table.add_row(outcome.name, f"[{style}]{outcome.action}[/]", plain(outcome.detail))
     out.print(table)
     for outcome in shown:
         if outcome.log_tail:
@@ -245,7 +245,7 @@ def _render_status(rows: list[ServiceStatus], *, problems_only: bool) -> None:
             format_duration(row.uptime_seconds) if row.uptime_seconds is not None else "-",
             str(row.port) if row.port else "-",
             f"[{_HEALTH_STYLES.get(row.health, '')}]{row.health}[/]",
-            row.detail,
+            plain(row.detail),
         )
     if table.row_count:
         console().print(table)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from opsctl.commands._common import JSON_HELP, console, load_runtime, print_json, quiet
+from opsctl.commands._common import JSON_HELP, console, load_runtime, plain, print_json, quiet
 
 if TYPE_CHECKING:
     from opsctl.checks import Report
@@ -90,9 +90,9 @@ def render_verify_report(report: Report, *, problems_only: bool) -> None:
             table.add_row(f"[bold]{section}[/]", "", "", "")
         attempts = f" (after {result.attempts} attempts)" if result.attempts > 1 else ""
         table.add_row(
-            f"  {result.name}",
+            f"  {plain(result.name)}",
             f"[{_STATUS_STYLES[status]}]{status}[/]",
-            result.detail + attempts,
+            plain(result.detail + attempts),
             str(result.duration_ms),
         )
     out = console()

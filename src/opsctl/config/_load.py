@@ -64,11 +64,15 @@ def load_project(
     cwd: Path | None = None,
     env_file: Path | None = None,
     overrides: Mapping[str, object] | None = None,
+    lenient: bool = False,
 ) -> Project:
     """Load and validate the project's configuration.
 
     ``overrides`` maps dotted key paths (``runtime.kind``) to values given on the command
     line. Raises :class:`ConfigError`, naming the file, key and line, for any problem.
+    ``lenient`` is for commands that only look at or stop a running stack (``down``,
+    ``status``, ``logs``, ``health``): an unset ``${VAR}`` stays as written and a missing
+    executable is not an error, so a stack started earlier can always be stopped.
     """
     environ = dict(os.environ if environ is None else environ)
     cwd = cwd or Path.cwd()
@@ -82,17 +86,24 @@ def load_project(
     _apply_overrides(located, _environment_overrides(environ))
     _apply_overrides(located, dict(overrides or {}))
     root = (path.parent / str(_get(located, ("project", "root"), "."))).resolve()
+    if env_file is not None and not env_file.is_file():
+        message = f"The env file {env_file} given with --env-file does not exist or is not a file."
+        raise ConfigError(message)
     env_path = env_file or root / str(_get(located, ("project", "env_file"), ".env"))
     dotenv = _read_dotenv(env_path)
     merged_environ = {**dotenv, **environ}
 
-    _apply_overrides(raw, _environment_overrides(merged_environ))
+    sources = _environment_overrides(merged_environ)
+    _apply_overrides(raw, sources)
     _apply_overrides(raw, dict(overrides or {}))
+    variables = {key: name for key, (_, name) in sources.items()}
     # Expand the defaults too, so a default like "{project.root}/backups" resolves.
-    complete = _validate(Config, raw, path=path, text=text).model_dump()
-    expanded = _expand_all(complete, root=root, environ=merged_environ, path=path, text=text)
-    config = _validate(Config, expanded, path=path, text=text)
-    problems = check_consistency(config, root=root, environ=merged_environ)
+    complete = _validate(Config, raw, path=path, text=text, variables=variables).model_dump()
+    expanded = _expand_all(
+        complete, root=root, environ=merged_environ, path=path, text=text, lenient=lenient
+    )
+    config = _validate(Config, expanded, path=path, text=text, variables=variables)
+    problems = check_consistency(config, root=root, environ=merged_environ, lenient=lenient)
     if problems:
         _raise(path, [(key, find_line(text, key), problem) for key, problem in problems])
 
@@ -131,17 +142,23 @@ def _read_dotenv(path: Path) -> dict[str, str]:
         return {}
     from dotenv import dotenv_values
 
-    return {key: value for key, value in dotenv_values(path).items() if value is not None}
+    try:
+        values = dotenv_values(path)
+    except (OSError, UnicodeDecodeError) as error:
+        message = f"Cannot read the env file {path}: {error}."
+        raise ConfigError(message, hint="It must be UTF-8 text of NAME=value lines.") from None
+    return {key: value for key, value in values.items() if value is not None}
 
 
-def _environment_overrides(environ: Mapping[str, str]) -> dict[str, object]:
-    overrides: dict[str, object] = {}
+def _environment_overrides(environ: Mapping[str, str]) -> dict[str, tuple[object, str]]:
+    """Return ``{dotted key: (value, variable name)}`` for every override variable."""
+    overrides: dict[str, tuple[object, str]] = {}
     prefix, separator = envvars.OVERRIDE_PREFIX, envvars.OVERRIDE_SEPARATOR
     for name, value in environ.items():
         if not name.startswith(prefix) or separator not in name[len(prefix) :]:
             continue
         key = ".".join(name[len(prefix) :].lower().split(separator))
-        overrides[key] = _parse_value(value)
+        overrides[key] = (value, name)
     return overrides
 
 
@@ -153,17 +170,36 @@ def _parse_value(value: str) -> object:
         return value
 
 
+# Tables whose values are strings whatever they look like.
+_STRING_TABLES = {"environment", "labels"}
+
+
 def _apply_overrides(raw: dict[str, Any], overrides: Mapping[str, object]) -> None:
-    for dotted, value in overrides.items():
+    """Set each dotted key; parts match existing keys case-insensitively, since variable
+    names are upper case and service names need not be.
+    """
+    for dotted, given in overrides.items():
+        value, variable = given if isinstance(given, tuple) else (given, None)
         *parents, last = dotted.split(".")
         table = raw
         for part in parents:
-            child = table.setdefault(part, {})
+            child = table.setdefault(_existing_key(table, part), {})
             if not isinstance(child, dict):
-                message = f"Override '{dotted}' does not name a table key in the config."
+                where = f" (from {variable})" if variable else ""
+                message = f"Override '{dotted}'{where} does not name a table key in the config."
                 raise ConfigError(message)
             table = child
-        table[last] = value
+        in_string_table = bool(parents) and parents[-1] in _STRING_TABLES
+        if isinstance(value, str) and variable is not None and not in_string_table:
+            value = _parse_value(value)
+        table[_existing_key(table, last)] = value
+
+
+def _existing_key(table: dict[str, Any], part: str) -> str:
+    for key in table:
+        if key.lower() == part.lower():
+            return key
+    return part
 
 
 def _get(raw: Mapping[str, Any], path: tuple[str, ...], default: object) -> object:
@@ -175,12 +211,32 @@ def _get(raw: Mapping[str, Any], path: tuple[str, ...], default: object) -> obje
     return current
 
 
-def _validate(model: type[Config], raw: dict[str, Any], *, path: Path, text: str) -> Config:
+def _validate(
+    model: type[Config],
+    raw: dict[str, Any],
+    *,
+    path: Path,
+    text: str,
+    variables: Mapping[str, str] | None = None,
+) -> Config:
+    """Validate ``raw``; a problem with a key an override variable set names the variable."""
     try:
         return model.model_validate(raw)
     except ValidationError as error:
-        _raise(path, describe_errors(error, model=model, text=text))
+        problems = describe_errors(error, model=model, text=text)
+        _raise(path, [_attribute(problem, variables or {}) for problem in problems])
         raise  # unreachable: _raise always raises
+
+
+def _attribute(
+    problem: tuple[tuple[str | int, ...], int | None, str], variables: Mapping[str, str]
+) -> tuple[tuple[str | int, ...], int | None, str]:
+    key, line, text = problem
+    dotted = ".".join(str(part) for part in key).lower()
+    for prefix, variable in variables.items():
+        if dotted == prefix or dotted.startswith(prefix + "."):
+            return key, None, f"{text} (set by the variable {variable})"
+    return problem
 
 
 def _raise(path: Path, problems: list[tuple[tuple[str | int, ...], int | None, str]]) -> None:
@@ -196,7 +252,13 @@ def _raise(path: Path, problems: list[tuple[tuple[str | int, ...], int | None, s
 
 
 def _expand_all(
-    raw: dict[str, Any], *, root: Path, environ: Mapping[str, str], path: Path, text: str
+    raw: dict[str, Any],
+    *,
+    root: Path,
+    environ: Mapping[str, str],
+    path: Path,
+    text: str,
+    lenient: bool = False,
 ) -> dict[str, Any]:
     project = raw.get("project", {})
     state_dir = str(project.get("state_dir", ".opsctl")) if isinstance(project, dict) else ".opsctl"
@@ -222,7 +284,8 @@ def _expand_all(
             try:
                 return expand(value, refs=local, environ=environ)
             except PlaceholderError as error:
-                problems.append((key, find_line(text, key), _placeholder_problem(error)))
+                if not lenient:
+                    problems.append((key, find_line(text, key), _placeholder_problem(error)))
                 return value
         if isinstance(value, dict):
             scope = local

@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictInt, field_validator
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,62}$"
-Port = Annotated[int, Field(ge=1, le=65535)]
-PositiveSeconds = Annotated[float, Field(gt=0)]
+Port = Annotated[StrictInt, Field(ge=1, le=65535)]
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+PositiveSeconds = Annotated[float, Field(gt=0, le=86400)]
 Percent = Annotated[float, Field(ge=0, le=100)]
 Severity = Literal["error", "warning"]
 StopSignal = Literal["TERM", "INT", "QUIT", "HUP", "KILL", "USR1", "USR2"]
@@ -38,7 +39,7 @@ class RuntimeSection(Section):
     host: str | None = None
     up_timeout_seconds: PositiveSeconds = 60.0
     crash_loop_restarts: Annotated[int, Field(ge=2)] = 3
-    crash_loop_window_seconds: PositiveSeconds = 60.0
+    crash_loop_window_seconds: Annotated[float, Field(gt=0, le=7 * 86400)] = 60.0
     stop_margin_seconds: Annotated[float, Field(ge=0)] = 5.0
 
 
@@ -153,7 +154,7 @@ class ServiceSection(Section):
     command: str | Annotated[list[str], Field(min_length=1)]
     port: Port | None = None
     depends_on: list[str] = Field(default_factory=list)
-    environment: dict[str, str] = Field(default_factory=dict)
+    environment: dict[EnvName, str] = Field(default_factory=dict)
     directory: str | None = None
     priority: Annotated[int, Field(ge=1, le=999)] | None = None
     autorestart: bool | Literal["unexpected"] = True
@@ -161,9 +162,26 @@ class ServiceSection(Section):
     stop_timeout_seconds: Annotated[int, Field(ge=1)] = 10
     start_seconds: Annotated[int, Field(ge=0)] = 1
     start_retries: Annotated[int, Field(ge=0)] = 3
-    exit_codes: list[int] = Field(default_factory=lambda: [0])
+    exit_codes: Annotated[list[Annotated[int, Field(ge=0, le=255)]], Field(min_length=1)] = Field(
+        default_factory=lambda: [0]
+    )
     health: list[HealthCheck] = Field(default_factory=list)
     python: PythonEnvSection | None = None
+
+    @field_validator("command", "environment")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        texts = (
+            value
+            if isinstance(value, list)
+            else list(value.values())
+            if isinstance(value, dict)
+            else [value]
+        )
+        if any("\0" in str(text) for text in texts):
+            message = "must not contain a NUL character"
+            raise ValueError(message)
+        return value
 
 
 class ContainerSection(Section):

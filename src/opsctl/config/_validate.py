@@ -14,16 +14,48 @@ from opsctl.config._model import Config, ServiceSection, TcpCheck
 Problem = tuple[tuple[str | int, ...], str]
 
 
-def check_consistency(config: Config, *, root: Path, environ: Mapping[str, str]) -> list[Problem]:
-    """Return every cross-key problem in ``config`` as ``(key path, problem)`` pairs."""
+def check_consistency(
+    config: Config, *, root: Path, environ: Mapping[str, str], lenient: bool = False
+) -> list[Problem]:
+    """Return every cross-key problem in ``config`` as ``(key path, problem)`` pairs
+    (``lenient``: executables that are missing now are not a problem).
+    """
     problems: list[Problem] = []
     problems += _check_dependencies(config)
     problems += _check_ports(config)
+    problems += _check_paths(config, root=root)
     for name, service in config.services.items():
-        problems += _check_executable(name, service, root=root, environ=environ)
+        if not lenient:
+            problems += _check_executable(name, service, root=root, environ=environ)
         problems += _check_health_ports(name, service)
     problems += _check_keys(config)
     problems += _check_stop_timeout(config)
+    return problems
+
+
+def _check_paths(config: Config, *, root: Path) -> list[Problem]:
+    """supervisord's config reads " ;" and " #" as the start of a comment, so the paths it
+    is given must not contain them; and the state folder must be a folder of its own.
+    """
+    problems: list[Problem] = []
+    state_dir = (root / config.project.state_dir).resolve()
+    for key, value in (
+        (("project", "root"), str(root)),
+        (("project", "state_dir"), str(state_dir)),
+    ):
+        if " ;" in value or " #" in value:
+            problems.append(
+                (key, f"{value!r} contains ' ;' or ' #', which supervisord reads as a comment")
+            )
+    if state_dir in {root, *root.parents}:
+        problems.append(
+            (
+                ("project", "state_dir"),
+                "must be a folder of its own inside or beside the project, not the root",
+            )
+        )
+    elif state_dir.exists() and not state_dir.is_dir():
+        problems.append((("project", "state_dir"), f"{state_dir} exists and is not a folder"))
     return problems
 
 

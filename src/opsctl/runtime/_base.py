@@ -77,6 +77,12 @@ class Runtime(abc.ABC):
     def copy_in(self, source: Path, path: str) -> None:
         """Copy ``source`` on this host to ``path`` in the stack."""
 
+    def reap_leftovers(self) -> list[int]:
+        """After supervisord is gone, kill processes its programs left behind; return their
+        pids. A container's are gone with it, so the default does nothing.
+        """
+        return []
+
     def service_environment(self, service: str) -> dict[str, str]:
         """The environment a service's programs get: its launch spec's, over ours."""
         from opsctl.runtime._render import program_spec

@@ -56,13 +56,25 @@ class StatePaths:
         """The launch spec of one program."""
         return self.run_dir / "programs" / f"{service}.json"
 
+    def started_spec_file(self, service: str) -> Path:
+        """The spec a program was last started with, to tell whether it needs a restart."""
+        return self.run_dir / "programs" / f"{service}.started.json"
+
+    @property
+    def applied_conf_file(self) -> Path:
+        """The supervisord.conf the running supervisord last loaded."""
+        return self.run_dir / "supervisord.conf.applied"
+
     def program_log(self, service: str) -> Path:
         """One program's combined stdout and stderr."""
         return self.log_dir / f"{service}.log"
 
     def ensure(self) -> None:
-        """Create the state folders, private to this user."""
-        for folder in (self.state_dir, self.run_dir, self.run_dir / "programs", self.log_dir):
+        """Create the state folders, private to this user. A state folder that already
+        existed keeps its mode; the folders opsctl owns inside it are made 0700.
+        """
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for folder in (self.run_dir, self.run_dir / "programs", self.log_dir):
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             folder.chmod(0o700)
         self.socket_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

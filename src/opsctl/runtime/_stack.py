@@ -7,11 +7,13 @@ down before what it depends on is stopped.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
@@ -19,6 +21,7 @@ from typing import Literal
 from opsctl._files import tail_lines, write_atomic
 from opsctl.checks import effective_status, run_checks
 from opsctl.checks.health import judge_process, service_checks
+from opsctl.errors import BusyError, OperationFailedError, UsageError
 from opsctl.runtime._base import Runtime
 from opsctl.runtime._render import (
     dependency_levels,
@@ -94,30 +97,44 @@ class Stack:
         self.paths = runtime.paths
 
     def up(self, names: Sequence[str] = (), *, timeout_seconds: float | None = None) -> UpResult:
+        """Start ``names`` (all when empty); see :meth:`_up`. One lifecycle run at a time."""
+        with self._lifecycle_lock():
+            return self._up(names, timeout_seconds=timeout_seconds)
+
+    def _up(self, names: Sequence[str] = (), *, timeout_seconds: float | None = None) -> UpResult:
         """Start ``names`` (all services when empty) and what they depend on, level by level,
         and wait until each runs and passes its health checks. Idempotent: a running service
         whose definition did not change is left alone; one whose definition changed is
         restarted.
         """
         self._require_known(names)
-        changed = self._prepare()
-        targets = with_dependencies(
-            self.project.services, list(names) or list(self.project.services)
-        )
-        return self._start(targets, restart=changed, timeout_seconds=timeout_seconds)
+        if not self.project.services:
+            message = f"{self.project.config_path} declares no services to start."
+            raise UsageError(message, hint="Add a [services.NAME] table with a command.")
+        resume = self._prepare()
+        wanted = list(names) or list(self.project.services)
+        targets = with_dependencies(self.project.services, [*wanted, *resume])
+        return self._start(targets, timeout_seconds=timeout_seconds)
 
     def restart(
+        self, names: Sequence[str] = (), *, timeout_seconds: float | None = None
+    ) -> UpResult:
+        """Restart ``names`` (all when empty); see :meth:`_restart`. One run at a time."""
+        with self._lifecycle_lock():
+            return self._restart(names, timeout_seconds=timeout_seconds)
+
+    def _restart(
         self, names: Sequence[str] = (), *, timeout_seconds: float | None = None
     ) -> UpResult:
         """Stop ``names`` (all when empty) in reverse dependency order, then start them again
         in order, waiting for health. Re-reads ``.env`` and the config.
         """
         self._require_known(names)
-        self._prepare()
+        resume = self._prepare()
         targets = set(names) or set(self.project.services)
         self._stop(targets)
-        wanted = with_dependencies(self.project.services, sorted(targets))
-        result = self._start(wanted, restart=set(), timeout_seconds=timeout_seconds)
+        wanted = with_dependencies(self.project.services, sorted(targets | resume))
+        result = self._start(wanted, timeout_seconds=timeout_seconds)
         return UpResult(
             [
                 ServiceOutcome(o.name, "restarted", o.detail)
@@ -128,6 +145,11 @@ class Stack:
         )
 
     def down(self) -> DownResult:
+        """Stop everything; see :meth:`_down`. One lifecycle run at a time."""
+        with self._lifecycle_lock():
+            return self._down()
+
+    def _down(self) -> DownResult:
         """Stop every service in reverse dependency order, then supervisord itself."""
         if not self.runtime.supervisor_running():
             outcomes = [ServiceOutcome(name, "not running") for name in self.project.services]
@@ -136,8 +158,16 @@ class Stack:
         outcomes = self._stop(set(self.project.services), include_unknown=True)
         total = sum(service.stop_timeout_seconds for service in self.project.services.values())
         self.runtime.stop_supervisor(timeout_seconds=total + _RPC_MARGIN_SECONDS)
+        self.runtime.reap_leftovers()
+        self._remove_socket_folder()
         logger.info("Stack %s is down", self.project.name)
         return DownResult(outcomes, supervisor_was_running=True)
+
+    def _remove_socket_folder(self) -> None:
+        folder = self.paths.socket_file.parent
+        if folder != self.paths.run_dir:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
     def status(self) -> list[ServiceStatus]:
         """Return each service's state, pid, uptime, port and health."""
@@ -176,6 +206,21 @@ class Stack:
             )
         return rows
 
+    @contextlib.contextmanager
+    def _lifecycle_lock(self) -> Iterator[None]:
+        """Hold the project's lifecycle lock; raise :class:`BusyError` (exit 75) when another
+        up, down or restart holds it.
+        """
+        self.paths.ensure()
+        path = self.paths.run_dir / "lifecycle.lock"
+        with path.open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                message = f"Another opsctl up, down or restart is running for {self.project.name}."
+                raise BusyError(message, hint=f"Wait for it to finish (lock: {path}).") from None
+            yield
+
     # Preparing supervisord
 
     def _require_known(self, names: Iterable[str]) -> None:
@@ -185,42 +230,64 @@ class Stack:
     def _prepare(self) -> set[str]:
         """Write specs and supervisord.conf; start supervisord or apply a changed config.
 
-        Returns the services whose launch spec changed since the last run.
+        Returns the programs a config change stopped while they ran: they start again.
         """
-        changed, conf_changed = self.write_state()
+        conf = self.write_state()
+        resume: set[str] = set()
         if not self.runtime.supervisor_running():
             logger.info("Starting supervisord for %s", self.project.name)
             self.runtime.start_supervisor()
-        elif conf_changed:
-            changed |= self._apply_changed_conf()
-        return changed
+        elif conf != self._applied_conf():
+            resume = self._apply_changed_conf()
+        write_atomic(self.paths.applied_conf_file, conf)
+        return resume
 
-    def write_state(self) -> tuple[set[str], bool]:
-        """Write the program specs and supervisord.conf under the state folder.
-
-        Returns the services whose spec changed, and whether supervisord.conf changed.
+    def write_state(self) -> str:
+        """Write the program specs and supervisord.conf under the state folder; return the
+        conf. A running program keeps the spec it started with until it is restarted.
         """
         self.paths.ensure()
-        changed = set()
         for name in self.project.services:
-            spec_file = self.paths.spec_file(name)
-            existed = spec_file.exists()
             spec = json.dumps(program_spec(self.project, name), indent=2, sort_keys=True)
-            if write_atomic(spec_file, spec) and existed:
-                changed.add(name)
+            write_atomic(self.paths.spec_file(name), spec)
         for leftover in (self.paths.run_dir / "programs").glob("*.json"):
-            if leftover.stem not in self.project.services:
+            if leftover.name.split(".")[0] not in self.project.services:
                 leftover.unlink()
 
         conf = render_supervisord_conf(
             self.project, self.paths, launcher=self.runtime.launcher, daemon=self.runtime.daemon
         )
-        conf_changed = write_atomic(self.paths.conf_file, conf)
-        return changed, conf_changed
+        write_atomic(self.paths.conf_file, conf)
+        return conf
+
+    def _applied_conf(self) -> str | None:
+        try:
+            return self.paths.applied_conf_file.read_text()
+        except OSError:
+            return None
+
+    def _spec_changed(self, name: str) -> bool:
+        """True when the spec differs from the one the running program was started with."""
+        try:
+            started = self.paths.started_spec_file(name).read_text()
+        except OSError:
+            return False
+        return started != self.paths.spec_file(name).read_text()
+
+    def _mark_started(self, name: str) -> None:
+        write_atomic(self.paths.started_spec_file(name), self.paths.spec_file(name).read_text())
 
     def _apply_changed_conf(self) -> set[str]:
+        import xmlrpc.client
+
         client = self.runtime.client()
-        added, changed, removed = client.reload_config()
+        try:
+            added, changed, removed = client.reload_config()
+        except xmlrpc.client.Fault as fault:
+            message = f"supervisord refused the new configuration: {fault.faultString}"
+            raise OperationFailedError(
+                message, hint="Fix the config; the stack runs unchanged."
+            ) from None
         logger.info(
             "Applying changed config: added %s, changed %s, removed %s", added, changed, removed
         )
@@ -236,9 +303,7 @@ class Stack:
 
     # Starting
 
-    def _start(
-        self, targets: set[str], *, restart: set[str], timeout_seconds: float | None
-    ) -> UpResult:
+    def _start(self, targets: set[str], *, timeout_seconds: float | None) -> UpResult:
         timeout = timeout_seconds or self.project.config.runtime.up_timeout_seconds
         deadline = time.monotonic() + timeout
         client = self.runtime.client()
@@ -253,10 +318,7 @@ class Stack:
                 ]
                 continue
             processes = client.processes()
-            actions = {
-                name: self._start_one(name, processes.get(name), restart=name in restart)
-                for name in names
-            }
+            actions = {name: self._start_one(name, processes.get(name)) for name in names}
             for name in names:
                 failure = self._wait_ready(name, deadline=deadline, timeout_seconds=timeout)
                 if failure:
@@ -273,16 +335,18 @@ class Stack:
                     outcomes.append(ServiceOutcome(name, actions[name]))
         return UpResult(outcomes)
 
-    def _start_one(self, name: str, info: ProcessInfo | None, *, restart: bool) -> Action:
+    def _start_one(self, name: str, info: ProcessInfo | None) -> Action:
         client = self.runtime.client()
         if info is not None and info.state in RUNNING_STATES:
-            if not restart:
+            if not self._spec_changed(name):
                 return "running"
             logger.info("Restarting %s: its definition changed", name)
             client.stop(name, timeout_seconds=self._stop_timeout(name))
+            self._mark_started(name)
             client.start(name)
             return "restarted"
         logger.info("Starting %s", name)
+        self._mark_started(name)
         client.start(name)
         return "started"
 

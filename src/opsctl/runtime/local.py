@@ -27,28 +27,44 @@ class LocalRuntime(Runtime):
     """supervisord as a daemon of this host, controlled over its unix socket."""
 
     kind: ClassVar[str] = "local"
+    _stopped_pid: int | None = None
 
     @property
     def launcher(self) -> list[str]:
         """This interpreter running :mod:`opsctl._launch`."""
-        return [sys.executable, "-m", "opsctl._launch"]
+        # -P keeps the working folder off sys.path, so a project file named like a module
+        # (json.py, supervisor/) cannot shadow what the launcher imports.
+        return [sys.executable, "-P", "-m", "opsctl._launch"]
 
     def start_supervisor(self) -> None:
         """Start supervisord as a daemon and wait until it answers on its socket.
 
         Raises :class:`OperationFailedError` with supervisord's own words if it does not.
         """
-        argv = [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.paths.conf_file)]
+        argv = [
+            sys.executable,
+            "-P",
+            "-m",
+            "supervisor.supervisord",
+            "-c",
+            str(self.paths.conf_file),
+        ]
         logger.debug("Starting supervisord: %s", " ".join(argv))
         with tempfile.TemporaryFile() as errors:
-            result = subprocess.run(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=errors,
-                cwd=self.project.root,
-                check=False,
-            )
+            try:
+                result = subprocess.run(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=errors,
+                    cwd=self.project.root,
+                    check=False,
+                    timeout=_START_WAIT_SECONDS,
+                )
+            except subprocess.TimeoutExpired:
+                message = f"supervisord did not start within {_START_WAIT_SECONDS:g} s."
+                hint = f"Is another supervisord holding {self.paths.socket_file}, stopped or hung?"
+                raise OperationFailedError(message, hint=hint) from None
             errors.seek(0)
             said = errors.read().decode("utf-8", errors="replace").strip()
         if result.returncode != 0:
@@ -70,6 +86,7 @@ class LocalRuntime(Runtime):
     def stop_supervisor(self, *, timeout_seconds: float) -> None:
         """Ask supervisord to shut down and wait for its process to exit; kill it if it won't."""
         pid = self._supervisord_pid()
+        self._stopped_pid = pid
         with contextlib.suppress(OSError, ConnectionError):
             self.client().shutdown()
         if pid is None:
@@ -85,6 +102,27 @@ class LocalRuntime(Runtime):
         )
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+    def reap_leftovers(self) -> list[int]:
+        """Kill what programs left behind in supervisord's session (a program that forked
+        and exited leaves its children there). supervisord leads its own session, and a
+        session id is not reused while any member lives, so nothing else is touched. A
+        process that started a session of its own is out of reach. Returns the pids killed.
+        """
+        session = self._stopped_pid
+        if session is None:
+            return []
+        leftovers = [
+            pid for pid, sid in _sessions().items() if sid == session and pid != os.getpid()
+        ]
+        for pid in leftovers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if leftovers:
+            logger.warning(
+                "Killed %d process(es) stopped programs left behind: %s", len(leftovers), leftovers
+            )
+        return leftovers
 
     def pid_alive(self, pid: int) -> bool:
         """Tell whether ``pid`` exists and is not a zombie."""
@@ -123,6 +161,20 @@ class LocalRuntime(Runtime):
             return int(self.paths.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
+
+
+def _sessions() -> dict[int, int]:
+    """Map each process on this host to its session id."""
+    sessions = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        sessions[int(entry.name)] = int(fields[3])
+    return sessions
 
 
 def _copy(source: Path, destination: Path) -> None:
