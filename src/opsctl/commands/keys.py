@@ -151,7 +151,7 @@ def set_(
             f"An empty value was given for {variable}; use 'opsctl keys unset {name}' to remove it."
         )
         raise UsageError(message)
-    if state is not None and not force and _format_problem(state, value):
+    if state is not None and not force and _format_problem(state, variable, value):
         message = f"{variable} is not shaped like a key of {state.provider}; nothing was written."
         raise UsageError(message, hint="Check the value, or pass --force to store it anyway.")
     _store(project, variable, value)
@@ -182,13 +182,18 @@ def _variable(project: Project, name: str) -> tuple[str, KeyState | None]:
     for state in key_states(project):
         if name in {state.name, state.variable}:
             return state.variable, state
+        if state.secret_variable and name == state.secret_variable:
+            return state.secret_variable, state
     return name, None
 
 
-def _format_problem(state: KeyState, value: str) -> bool:
+def _format_problem(state: KeyState, variable: str, value: str) -> bool:
+    """True when ``value`` is not shaped like the half of ``state`` that ``variable`` holds."""
     from dataclasses import replace
 
-    return replace(state, value=value).format_ok is False
+    if variable == state.secret_variable:
+        return replace(state, value=None, secret_value=value).format_ok is False
+    return replace(state, value=value, secret_value=None).format_ok is False
 
 
 def _store(project: Project, variable: str, value: str) -> None:
@@ -236,16 +241,15 @@ def _set_up_one(project: Project, state: KeyState, *, check: bool | None) -> Non
             f"  current value: {secrets.mask(state.value)} (from {state.source})", markup=False
         )
 
-    value = _ask(state, state.variable, state.value)
-    if value is None:
+    new_value = _ask(state, state.variable, state.value)
+    new_secret = None
+    if state.secret_variable and (new_value is not None or not state.secret_value):
+        new_secret = _ask(state, state.secret_variable, state.secret_value)
+    if new_value is None and new_secret is None:
         out.print("  left as it was", markup=False)
         return
-    secret = None
-    if state.secret_variable:
-        secret = (
-            _ask(state, state.secret_variable, state.secret_value, secret=True)
-            or state.secret_value
-        )
+    value = new_value or state.value
+    secret = new_secret or state.secret_value
     candidate = replace(state, value=value, secret_value=secret, source=".env")
     if check if check is not None else typer.confirm("  Verify it now?", default=True, err=True):
         result = verify_one(project, candidate)
@@ -257,18 +261,14 @@ def _set_up_one(project: Project, state: KeyState, *, check: bool | None) -> Non
             "  Save it anyway?", default=False, err=True
         ):
             return
-    if value != state.value:
+    if value and value != state.value:
         _store(project, state.variable, value)
     if state.secret_variable and secret and secret != state.secret_value:
         _store(project, state.secret_variable, secret)
 
 
-def _ask(
-    state: KeyState, variable: str, current: str | None, *, secret: bool = False
-) -> str | None:
+def _ask(state: KeyState, variable: str, current: str | None) -> str | None:
     """Prompt (hidden) until the value is well-formed; ``None`` keeps the current value."""
-    from dataclasses import replace
-
     out = error_console()
     hint = (
         " (Enter keeps the current one)"
@@ -284,12 +284,7 @@ def _ask(
                 return None
             out.print("  a value is required", markup=False)
             continue
-        probe = (
-            replace(state, secret_value=value)
-            if secret
-            else replace(state, value=value, secret_value=state.secret_value or "x" * 40)
-        )
-        if probe.format_ok is False:
+        if _format_problem(state, variable, value):
             out.print(
                 f"  that is not shaped like a key of {state.provider}; try again", markup=False
             )

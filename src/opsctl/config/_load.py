@@ -280,6 +280,8 @@ def _expand_all(
     def walk(value: object, key: tuple[str | int, ...], local: dict[str, str]) -> object:
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
+        if _is_verbatim(key):
+            return value
         if isinstance(value, str):
             try:
                 return expand(value, refs=local, environ=environ)
@@ -304,6 +306,11 @@ def _expand_all(
     if problems:
         _raise(path, problems)
     return cast(dict[str, Any], expanded)
+
+
+def _is_verbatim(key: tuple[str | int, ...]) -> bool:
+    """Keys whose text has placeholders of its own: a key provider's request template."""
+    return len(key) == 4 and key[0] == "keys" and key[2:] == ("verify", "template")  # noqa: PLR2004
 
 
 def _placeholder_problem(error: PlaceholderError) -> str:

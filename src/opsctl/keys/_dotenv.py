@@ -47,6 +47,11 @@ def quote(value: str) -> str:
 
     Raises :class:`UsageError` for a value containing ``${...}``.
     """
+    if "\r" in value:
+        message = (
+            "The value contains a carriage return, which python-dotenv reads back as a newline."
+        )
+        raise UsageError(message)
     if _INTERPOLATED.search(value):
         message = (
             "The value contains '${...}', which python-dotenv would expand when reading it back."
@@ -72,8 +77,8 @@ def set_key(path: Path, name: str, value: str) -> EnvWrite:
         if positions:
             key_index = positions[-1]
             original = entries[key_index][1]
-            prefix = "export " if _EXPORT.match(original.lstrip("\r\n")) else ""
-            leading = original[: len(original) - len(original.lstrip("\r\n"))]
+            prefix = "export " if _EXPORT.match(original.lstrip()) else ""
+            leading = _leading_blank_lines(original)
             entries[key_index] = (
                 name,
                 f"{leading}{prefix}{name}={quoted}{_line_end(original, text)}",
@@ -94,9 +99,10 @@ def unset_key(path: Path, name: str) -> EnvWrite:
     with _locked(path) as target:
         text = _read(target)
         entries = _entries(target, text)
-        kept = [(key, raw) for key, raw in entries if key != name]
-        if len(kept) == len(entries):
+        if all(key != name for key, _ in entries):
             return EnvWrite(path=target, replaced=False, fixed_mode=None)
+        # The blank lines python-dotenv counted into a removed entry stay in the file.
+        kept = [(key, raw if key != name else _leading_blank_lines(raw)) for key, raw in entries]
         fixed = _write(target, "".join(raw for _, raw in kept))
     return EnvWrite(path=target, replaced=True, fixed_mode=fixed)
 
@@ -153,8 +159,13 @@ def _entries(path: Path, text: str) -> list[tuple[str | None, str]]:
 
 
 def _leading_newlines(raw: str) -> int:
-    stripped = raw.lstrip("\r\n")
-    return raw[: len(raw) - len(stripped)].count("\n")
+    return len(re.findall(r"\r\n|\r|\n", _leading_blank_lines(raw)))
+
+
+def _leading_blank_lines(raw: str) -> str:
+    """The whole blank lines python-dotenv counted into an entry, ahead of its own line."""
+    match = re.match(r"(?:[ \t]*(?:\r\n|\r|\n))*", raw)
+    return match.group(0) if match else ""
 
 
 def _newline(text: str) -> str:

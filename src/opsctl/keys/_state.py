@@ -35,18 +35,16 @@ class KeyState:
 
     @property
     def format_ok(self) -> bool | None:
-        """Whether the value(s) have the provider's shape; ``None`` when no shape is known."""
-        patterns = _patterns(self.section)
-        if not self.present or patterns == (None, None):
-            return None
-        key_pattern, secret_pattern = patterns
-        if key_pattern and not re.fullmatch(key_pattern, self.value or ""):
-            return False
-        return not (
-            secret_pattern
-            and self.secret_value
-            and not re.fullmatch(secret_pattern, self.secret_value)
-        )
+        """Whether the values that are set have the provider's shape (each half of a pair
+        on its own); ``None`` when nothing is set or no shape is known.
+        """
+        key_pattern, secret_pattern = _patterns(self.section)
+        checked = [
+            re.fullmatch(pattern, value) is not None
+            for pattern, value in ((key_pattern, self.value), (secret_pattern, self.secret_value))
+            if pattern and value
+        ]
+        return all(checked) if checked else None
 
 
 def _patterns(section: KeySection) -> tuple[str | None, str | None]:

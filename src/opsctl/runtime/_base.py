@@ -104,8 +104,12 @@ class Runtime(abc.ABC):
         return self.client().is_alive()
 
     def snapshot(self, *, window_seconds: float) -> Snapshot:
-        """Return the stack's state, counting unexpected exits within ``window_seconds``."""
-        if not self.supervisor_running():
+        """Return the stack's state, counting unexpected exits within ``window_seconds``.
+
+        It is what the supervisord answering on the socket runs, even one that ``up`` would
+        replace because the config changed.
+        """
+        if not self.client().is_alive():
             return Snapshot(supervisor_running=False)
         return Snapshot(
             supervisor_running=True,

@@ -364,11 +364,11 @@ class DockerRuntime(Runtime):
         deadline = time.monotonic() + _START_WAIT_SECONDS
         while time.monotonic() < deadline:
             container.reload()
-            if container.status in {"exited", "dead"}:
-                tail = (
-                    container.logs(tail=_LOG_TAIL_LINES).decode("utf-8", errors="replace").strip()
-                )
+            if _has_exited(container):
+                logs = container.logs(tail=_LOG_TAIL_LINES)
+                tail = logs.decode("utf-8", errors="replace").strip()
                 code = container.attrs["State"].get("ExitCode")
+                container.remove(force=True)
                 message = f"Container {self.name} exited at once (exit code {code})."
                 raise OperationFailedError(message, hint=f"Its last log lines:\n{tail}")
             if Runtime.supervisor_running(self):
@@ -394,6 +394,13 @@ class DockerRuntime(Runtime):
             if candidate.is_absolute()
             else PurePosixPath(str(self.project.root)) / candidate
         )
+
+
+def _has_exited(container: Container) -> bool:
+    """True once the main process has exited, also when a restart policy restarts it."""
+    state = container.attrs.get("State", {})
+    restarted = bool(state.get("Restarting")) or bool(container.attrs.get("RestartCount"))
+    return container.status in {"exited", "dead"} or restarted
 
 
 def connect(host: str | None) -> DockerClient:
