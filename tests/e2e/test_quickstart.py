@@ -59,10 +59,9 @@ def test_quickstart_up_status_health_down(quickstart: tuple[Path, dict[str, str]
     assert "started" in up.stdout
 
     status = json.loads(opsctl(root, env, "status", "--json").stdout)["services"]
-    assert [(row["name"], row["state"], row["health"]) for row in status] == [
-        ("redis", "RUNNING", "pass"),
-        ("api", "RUNNING", "pass"),
-    ]
+    # Ready once their checks pass, they may still be in supervisord's start window.
+    assert [(row["name"], row["health"]) for row in status] == [("redis", "pass"), ("api", "pass")]
+    assert {row["state"] for row in status} <= {"STARTING", "RUNNING"}
     assert [row["port"] for row in status] == [
         int(env["OPSCTL_SERVICES__REDIS__PORT"]),
         int(api_port),

@@ -95,7 +95,7 @@ def test_up_status_health_and_down_in_the_container(
     assert container["State"]["Running"] is True  # type: ignore[index]
     assert container["HostConfig"]["NetworkMode"] == "host"  # type: ignore[index]
     assert container["Config"]["Labels"]["org.opsctl.project"] == "stack"  # type: ignore[index]
-    assert stack.status()["redis"]["state"] == "RUNNING"
+    assert stack.status()["redis"]["state"] in {"STARTING", "RUNNING"}
     health = stack.cli("health", "--json")
     assert health.exit_code == 0, health.stdout
 

@@ -82,6 +82,16 @@ def judge_process(project: Project, name: str, snapshot: Snapshot, runtime: Runt
             "pass", f"running, pid {info.pid}, up {format_duration(info.uptime_seconds)}{restarts}"
         )
 
+    if info.state == "STARTING" and not exits:
+        # A first start that supervisord has not confirmed yet; `up` already waited for
+        # the service's own checks. A restart after a crash is not healthy yet.
+        return Outcome(
+            "pass", f"starting, pid {info.pid}, up {format_duration(info.uptime_seconds)}"
+        )
+    if info.state == "STARTING":
+        return Outcome(
+            "fail", f"restarting after {exits} unexpected exit(s){_last_log(runtime, name)}"
+        )
     detail = info.state.lower()
     if info.spawn_error:
         detail += f": {info.spawn_error}"

@@ -34,7 +34,7 @@ from opsctl.runtime._supervisor import DOWN_STATES, RUNNING_STATES, ProcessInfo
 logger = logging.getLogger(__name__)
 
 Action = Literal["started", "restarted", "running", "stopped", "not running", "failed", "skipped"]
-_POLL_SECONDS = 0.2
+_POLL_SECONDS = 0.1
 _LOG_TAIL_LINES = 10
 _RPC_MARGIN_SECONDS = 10.0
 
@@ -351,14 +351,19 @@ class Stack:
         return "started"
 
     def _wait_ready(self, name: str, *, deadline: float, timeout_seconds: float) -> str | None:
-        """Wait until ``name`` runs and passes its checks; return why not, or ``None``."""
+        """Wait until ``name`` is ready; return why not, or ``None``.
+
+        A service with checks is ready as soon as it runs and passes them, even before
+        supervisord counts it as started (``start_seconds``); one without checks is ready
+        once supervisord does.
+        """
         client = self.runtime.client()
         service = self.project.service(name)
         checks = service_checks(self.project, name)
         problem = "not started"
         while True:
             info = client.process(name)
-            if info.state == "RUNNING":
+            if info.state == "RUNNING" or (info.state == "STARTING" and checks):
                 results = run_checks(checks)
                 failing = [r for r in results if effective_status(r) == "fail"]
                 if not failing:
