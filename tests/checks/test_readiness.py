@@ -622,7 +622,7 @@ def test_gpu_check_absent_when_not_required(root: Path) -> None:
 def test_memory_bank_required_without_folder_fails(root: Path) -> None:
     """A required memory bank whose folder is missing fails with the command to create it."""
     report = verify(root, "[memory_bank]\nrequired = true\n")
-    result = by_name(report)["memory bank present"]
+    result = by_name(report)["memory bank active"]
     assert result.status == "fail"
     assert "memory-bank init" in result.detail
     assert result.target == str(root / "memory-bank")
@@ -635,9 +635,9 @@ def test_memory_bank_required_with_missing_files_fails_naming_them(root: Path) -
     for name in ROO_FILES[:3]:
         (folder / name).write_text("# notes\n")
     report = verify(root, "[memory_bank]\nrequired = true\n")
-    result = by_name(report)["memory bank present"]
+    result = by_name(report)["memory bank active"]
     assert result.status == "fail"
-    assert result.detail == f"missing {ROO_FILES[3]}, {ROO_FILES[4]}"
+    assert result.detail == f"inactive: missing or unreadable {ROO_FILES[3]}, {ROO_FILES[4]}"
     assert report.status == "fail"
 
 
@@ -648,8 +648,8 @@ def test_memory_bank_required_with_all_roo_files_passes(root: Path) -> None:
     for name in ROO_FILES:
         (folder / name).write_text("# notes\n")
     report = verify(root, '[memory_bank]\nrequired = true\npath = "bank"\n')
-    result = by_name(report)["memory bank present"]
-    assert (result.status, result.detail) == ("pass", "all 5 files present (roo profile)")
+    result = by_name(report)["memory bank active"]
+    assert (result.status, result.detail) == ("pass", "active: 5 files (roo profile)")
     assert result.section == "memory-bank"
 
 
@@ -660,7 +660,8 @@ def test_memory_bank_extra_files_are_required_too(root: Path) -> None:
     for name in ROO_FILES:
         (folder / name).write_text("# notes\n")
     report = verify(root, '[memory_bank]\nrequired = true\nfiles = ["runbook.md"]\n')
-    assert by_name(report)["memory bank present"].detail == "missing runbook.md"
+    detail = by_name(report)["memory bank active"].detail
+    assert detail == "inactive: missing or unreadable runbook.md"
 
 
 def test_memory_bank_check_absent_when_not_required(root: Path) -> None:

@@ -23,6 +23,7 @@ from opsctl.checks._result import Check, Outcome
 from opsctl.config import DiskCheck, Project, command_argv
 
 if TYPE_CHECKING:
+    from opsctl.keys import KeyState
     from opsctl.runtime import Runtime, Snapshot
 
 _GPU_PROBE_TIMEOUT_SECONDS = 20.0
@@ -57,12 +58,17 @@ def _fixed(outcome: Outcome) -> Callable[[float], Outcome]:
     return lambda _timeout: outcome
 
 
-def readiness_checks(project: Project, runtime: Runtime, snapshot: Snapshot) -> list[Check]:
-    """Return every built-in readiness check that applies to ``project``."""
+def readiness_checks(
+    project: Project, runtime: Runtime, snapshot: Snapshot, *, online: bool = False
+) -> list[Check]:
+    """Return every built-in readiness check that applies to ``project``; with ``online``,
+    keys are verified live instead of by their shape alone.
+    """
     checks = [_config_check(project)]
     checks += _file_checks(project, runtime, snapshot)
-    checks += _key_checks(project)
+    checks += _online_key_checks(project) if online else _key_checks(project)
     checks += _port_checks(project, snapshot)
+    checks += _docker_checks(project, runtime)
     checks += _disk_checks(project)
     checks += _backup_checks(project)
     checks += _gpu_checks(project)
@@ -286,20 +292,85 @@ def _memory_bank_checks(project: Project) -> list[Check]:
     section = project.config.memory_bank
     if not section.required:
         return []
-    from opsctl.memory_bank import expected_files
-
     folder = project.root / section.path
 
     def probe(_timeout: float) -> Outcome:
+        from opsctl.memory_bank import inspect_bank
+
         if not folder.is_dir():
             return Outcome(
                 "fail", "the memory-bank folder does not exist; run 'opsctl memory-bank init'"
             )
-        missing = [name for name in expected_files(section) if not (folder / name).is_file()]
+        report = inspect_bank(project)
+        missing = [f.name for f in report.files if f.expected and (not f.present or f.error)]
         if missing:
-            return Outcome("fail", f"missing {', '.join(missing)}")
-        return Outcome(
-            "pass", f"all {len(expected_files(section))} files present ({section.profile} profile)"
-        )
+            return Outcome("fail", f"inactive: missing or unreadable {', '.join(missing)}")
+        stale = [f.name for f in report.files if f.present and f.stale]
+        if stale:
+            return Outcome("warn", f"active, but stale: {', '.join(stale)}")
+        return Outcome("pass", f"active: {len(report.files)} files ({section.profile} profile)")
 
-    return [_check("memory-bank", "memory bank present", str(folder), probe)]
+    return [_check("memory-bank", "memory bank active", str(folder), probe)]
+
+
+def _online_key_checks(project: Project) -> list[Check]:
+    """One live verification per declared key, through the keys subsystem."""
+    from opsctl.keys import key_states
+
+    checks = []
+    for state in key_states(project):
+
+        def probe(timeout: float, state: KeyState = state) -> Outcome:
+            from opsctl.clients import http_client
+            from opsctl.keys._verify import judge_key
+
+            with http_client() as client:
+                verdict = judge_key(project, state, client, timeout_seconds=timeout)
+            if verdict.status == "missing" and not state.section.required:
+                return Outcome("skip", verdict.detail)
+            status = {"valid": "pass", "rate-limited": "warn", "skipped": "skip"}.get(
+                verdict.status, "fail"
+            )
+            return Outcome(status, f"{verdict.status}: {verdict.detail}")  # type: ignore[arg-type]
+
+        check = _check("keys", f"key {state.name}", state.provider, probe)
+        checks.append(dataclasses.replace(check, timeout_seconds=state.section.timeout_seconds))
+    return checks
+
+
+def _docker_checks(project: Project, runtime: Runtime) -> list[Check]:
+    """For the docker runtime: the engine answers and the image is there."""
+    if project.config.runtime.kind != "docker":
+        return []
+    image = project.config.container.image
+
+    def engine(_timeout: float) -> Outcome:
+        from opsctl.errors import ResourceUnavailableError
+        from opsctl.runtime.docker import connect
+
+        try:
+            version = connect(project.config.runtime.host).version().get("Version", "?")
+        except ResourceUnavailableError as error:
+            return Outcome("fail", error.message)
+        return Outcome("pass", f"Docker Engine {version} answers")
+
+    def image_present(_timeout: float) -> Outcome:
+        from opsctl.errors import ResourceUnavailableError
+        from opsctl.runtime.docker import connect
+
+        try:
+            client = connect(project.config.runtime.host)
+        except ResourceUnavailableError as error:
+            return Outcome("fail", error.message)
+        try:
+            found = client.images.get(image)
+        except Exception:  # the SDK's ImageNotFound, or an engine error: both mean not usable
+            return Outcome("fail", f"not on this engine; build it: scripts/build-image.sh {image}")
+        return Outcome("pass", f"present ({found.short_id})")
+
+    return [
+        _check(
+            "docker", "docker engine reachable", project.config.runtime.host or "default", engine
+        ),
+        _check("docker", "image present", image, image_present),
+    ]

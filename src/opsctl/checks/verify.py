@@ -17,10 +17,10 @@ if TYPE_CHECKING:
     from opsctl.runtime import Runtime
 
 
-def verify_checks(project: Project, runtime: Runtime) -> list[Check]:
+def verify_checks(project: Project, runtime: Runtime, *, online: bool = False) -> list[Check]:
     """Return the built-in readiness checks followed by the user's, in config order."""
     snapshot = runtime.snapshot(window_seconds=project.config.runtime.crash_loop_window_seconds)
-    checks = readiness_checks(project, runtime, snapshot)
+    checks = readiness_checks(project, runtime, snapshot, online=online)
     context = BuildContext(section="checks", root=project.root, environ=project.environ)
     checks += [build_check(spec, context) for spec in project.config.verify.checks]
     return checks
@@ -47,14 +47,19 @@ def select_checks(
 
 
 def run_verify(
-    project: Project, runtime: Runtime, *, only: Sequence[str] = (), skip: Sequence[str] = ()
+    project: Project,
+    runtime: Runtime,
+    *,
+    only: Sequence[str] = (),
+    skip: Sequence[str] = (),
+    online: bool = False,
 ) -> Report:
     """Run the selected readiness checks concurrently; the report's status is ``fail`` when
     any check of severity ``error`` failed, else ``pass``.
     """
     started_at = utc_now()
     begin = time.monotonic()
-    checks = select_checks(verify_checks(project, runtime), only=only, skip=skip)
+    checks = select_checks(verify_checks(project, runtime, online=online), only=only, skip=skip)
     results = run_checks(checks, concurrency=project.config.verify.concurrency)
     failed = any(effective_status(result) == "fail" for result in results)
     return Report(

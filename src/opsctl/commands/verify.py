@@ -38,6 +38,12 @@ def verify(
     strict: Annotated[
         bool, typer.Option("--strict", help="Warnings count: exit 3 when only warnings.")
     ] = False,
+    online: Annotated[
+        bool,
+        typer.Option(
+            "--online", help="Verify keys live with their providers, not only their shape."
+        ),
+    ] = False,
     json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
     junit: Annotated[
         Path | None, typer.Option("--junit", help="Also write a JUnit XML report to this file.")
@@ -57,7 +63,7 @@ def verify(
 
     runtime = load_runtime(ctx)
     strict = strict or runtime.project.config.verify.strict
-    report = run_verify(runtime.project, runtime, only=only or [], skip=skip or [])
+    report = run_verify(runtime.project, runtime, only=only or [], skip=skip or [], online=online)
     if junit is not None:
         write_atomic(junit, to_junit(report, strict=strict), mode=0o644)
     if json:
