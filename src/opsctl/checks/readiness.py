@@ -368,9 +368,16 @@ def _docker_checks(project: Project, runtime: Runtime) -> list[Check]:
             return Outcome("fail", f"not on this engine; build it: scripts/build-image.sh {image}")
         return Outcome("pass", f"present ({found.short_id})")
 
+    dockerfile = project.root / project.config.container.dockerfile
+    found = (
+        Outcome("pass", "present")
+        if dockerfile.is_file()
+        else Outcome("warn", "missing: the image cannot be rebuilt from here")
+    )
     return [
         _check(
             "docker", "docker engine reachable", project.config.runtime.host or "default", engine
         ),
         _check("docker", "image present", image, image_present),
+        _check("docker", "Dockerfile", str(dockerfile), _fixed(found), severity="warning"),
     ]
