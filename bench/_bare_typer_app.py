@@ -1,6 +1,6 @@
 """Reference app for ``cli_startup``: opsctl's command tree as one plain Typer module.
 
-Same command names, sub-app, help panels, options, arguments, types and help texts as
+Same command names, sub-apps, help panels, options, arguments, types and help texts as
 ``opsctl``, every command defined here directly with an empty body. Nothing is loaded
 lazily and nothing from opsctl is imported, so its start-up time is what Typer alone costs
 for this tree. Keep it in step with ``opsctl.cli`` and ``opsctl.commands``.
@@ -25,6 +25,24 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+)
+keys_app = typer.Typer(
+    name="keys",
+    help="Set up, check and verify the API keys the stack uses.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(keys_app, rich_help_panel="Keys")
+memory_bank_app = typer.Typer(
+    name="memory-bank",
+    help="Activate, inspect and extend the memory bank that people and assistants keep.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(
+    memory_bank_app,
+    short_help="Activate, inspect and extend the memory bank.",
+    rich_help_panel="Memory bank",
 )
 config_app = typer.Typer(
     name="config",
@@ -173,6 +191,23 @@ def logs(
     """Show the last lines of a service's combined stdout and stderr, or follow them."""
 
 
+@app.command(
+    "exec",
+    short_help="Run a command with a service's environment, where it runs.",
+    rich_help_panel="Lifecycle",
+)
+def exec_(
+    ctx: typer.Context,
+    service: Annotated[str, typer.Argument(help="The service whose environment to run in.")],
+    command: Annotated[list[str], typer.Argument(help="The command and its arguments, after --.")],
+) -> None:
+    """Run a command where SERVICE runs (in its container, with the docker runtime), with
+    its environment and working directory: `opsctl exec api -- python manage.py check`.
+
+    The command's exit code is opsctl's.
+    """
+
+
 class OutputFormat(StrEnum):
     """How ``verify`` prints its report on stdout."""
 
@@ -200,7 +235,13 @@ def verify(
     strict: Annotated[
         bool, typer.Option("--strict", help="Warnings count: exit 3 when only warnings.")
     ] = False,
-    json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+    online: Annotated[
+        bool,
+        typer.Option(
+            "--online", help="Verify keys live with their providers, not only their shape."
+        ),
+    ] = False,
+    json: JsonOption = False,
     junit: Annotated[
         Path | None, typer.Option("--junit", help="Also write a JUnit XML report to this file.")
     ] = None,
@@ -226,7 +267,7 @@ def health(
         list[str] | None,
         typer.Argument(help="Check only these services; all, plus the host, when none."),
     ] = None,
-    json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+    json: JsonOption = False,
 ) -> None:
     """Run every health check concurrently, each within its own deadline.
 
@@ -237,29 +278,170 @@ def health(
     """
 
 
+@keys_app.command("status")
+def keys_status(ctx: typer.Context, json: JsonOption = False) -> None:
+    """Show each declared key: provider, variable, source, masked value, format, last check.
+
+    Sends no request. Exits 1 when a required key is missing or malformed.
+    """
+
+
+@keys_app.command("verify")
+def keys_verify(
+    ctx: typer.Context,
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Keys to verify; all when none.")
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """Verify keys live, concurrently: one cheap read-only request per key, each with a timeout.
+
+    Each key ends valid, invalid, forbidden (valid but lacking scope), rate-limited,
+    unreachable, bad-format (no request sent), missing or skipped. Exits 0 when every
+    required key is valid, 3 when the only problem is rate limiting, else 1.
+    """
+
+
+@keys_app.command("setup")
+def keys_setup(
+    ctx: typer.Context,
+    all_keys: Annotated[
+        bool, typer.Option("--all", help="Go through every key, not only missing or failing ones.")
+    ] = False,
+    check: Annotated[
+        bool | None,
+        typer.Option("--verify/--no-verify", help="Verify each new key live (default: ask)."),
+    ] = None,
+) -> None:
+    """Guided set-up of missing or malformed keys, writing them to the .env file.
+
+    For each key: what it is for and where to get one, the current value masked (Enter
+    keeps it), a hidden prompt, a format check that asks again, an optional live check.
+    Needs a terminal; scripts use `opsctl keys set NAME --stdin`.
+    """
+
+
+@keys_app.command("set")
+def keys_set(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The declared key, or any variable name.")],
+    stdin: Annotated[
+        bool, typer.Option("--stdin", help="Read the value from standard input (for scripts).")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Store a value that fails the format check.")
+    ] = False,
+) -> None:
+    """Store a key in the .env file, atomically, at mode 0600. The value is never echoed."""
+
+
+@keys_app.command("unset")
+def keys_unset(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The declared key, or any variable name.")],
+) -> None:
+    """Remove a key from the .env file; every other line is kept as it was."""
+
+
+@memory_bank_app.command("init")
+def memory_bank_init(ctx: typer.Context) -> None:
+    """Create the bank folder and the profile's files, each with its heading; never overwrites."""
+
+
+@memory_bank_app.command("activate")
+def memory_bank_activate(ctx: typer.Context, json: JsonOption = False) -> None:
+    """Load every file, check the expected set, print the bank's status, and record it.
+
+    Exits 0 when active (every expected file present), 1 when inactive.
+    """
+
+
+@memory_bank_app.command("status")
+def memory_bank_status(ctx: typer.Context, json: JsonOption = False) -> None:
+    """Print the bank's status like `activate`, without recording an activation."""
+
+
+@memory_bank_app.command("log")
+def memory_bank_log(
+    ctx: typer.Context,
+    file: Annotated[
+        str, typer.Argument(help="The bank file, with or without .md (e.g. decisionLog).")
+    ],
+    title: Annotated[str, typer.Argument(help="The entry's title.")],
+    body: Annotated[
+        str | None,
+        typer.Option("--body", help="The entry's text; '-' reads it from standard input."),
+    ] = None,
+) -> None:
+    """Append a timestamped entry to a bank file, atomically, in the bank's time zone."""
+
+
+@memory_bank_app.command("history")
+def memory_bank_history(
+    ctx: typer.Context,
+    last: Annotated[
+        int, typer.Option("--last", min=1, help="How many recent activations to show.")
+    ] = 30,
+    json: JsonOption = False,
+) -> None:
+    """Show each file's entries, size and staleness over the recorded activations."""
+
+
+@memory_bank_app.command("show")
+def memory_bank_show(
+    ctx: typer.Context,
+    budget: Annotated[
+        int | None,
+        typer.Option("--budget", min=1, help="Cut to about this many tokens (4 characters each)."),
+    ] = None,
+) -> None:
+    """Print the whole bank as one text to paste into an assistant.
+
+    With --budget, the text outside entries is kept and entries are taken newest first
+    until the budget is reached; each file notes how many entries were left out.
+    """
+
+
+@memory_bank_app.command("install-hook")
+def memory_bank_install_hook(
+    ctx: typer.Context,
+    roo: Annotated[
+        bool, typer.Option("--roo", help="Write the memory-bank mode into .roomodes (Roo Code).")
+    ] = False,
+    cline: Annotated[
+        bool, typer.Option("--cline", help="Write the rules into .clinerules (Cline).")
+    ] = False,
+    shell: Annotated[
+        bool, typer.Option("--shell", help="Also write a shell snippet that activates on start.")
+    ] = False,
+) -> None:
+    """Make assistants activate the bank at the start of every session.
+
+    Without --roo or --cline, writes what the configured profile's assistant reads
+    (.roomodes for roo, .clinerules for cline, both for custom). Other modes and rules
+    in those files are kept.
+    """
+
+
 class RenderTarget(StrEnum):
     """What ``config render`` can write."""
 
     supervisord = "supervisord"
+    compose = "compose"
 
 
-# Passed as help= because, as a one-line docstring, this text is over the line limit.
-@config_app.command(
-    help="Print the resolved configuration: defaults filled in, placeholders expanded,"
-    " secrets masked."
-)
-def show(
-    ctx: typer.Context, json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False
-) -> None: ...
+@config_app.command("show")
+def config_show(ctx: typer.Context, json: JsonOption = False) -> None:
+    """Print the resolved configuration: defaults filled, placeholders expanded, secrets masked."""
 
 
-@config_app.command()
-def validate(ctx: typer.Context) -> None:
+@config_app.command("validate")
+def config_validate(ctx: typer.Context) -> None:
     """Check the configuration and exit 0 when valid, 2 (naming file, key and line) when not."""
 
 
-@config_app.command()
-def render(
+@config_app.command("render")
+def config_render(
     ctx: typer.Context,
     target: Annotated[RenderTarget, typer.Argument(help="What to render.")],
     output: Annotated[
