@@ -3,7 +3,9 @@
 # creates the container and controls supervisord over a bind-mounted unix socket.
 #
 # Build with scripts/build-image.sh, which first collects the wheels of opsctl and its
-# dependencies into build/wheels for the image's Python and architecture.
+# dependencies into build/wheels for the image's Python and architecture, and, given a
+# project (OPSCTL_CONFIG), each service's requirements into build/venvs: every service
+# with its own Python environment gets one at /opt/venvs/NAME, built here.
 #
 # BASE_IMAGE defaults to NVIDIA's CUDA runtime on Ubuntu 24.04 (Python 3.12), which is
 # published for amd64 and arm64; on a GH200 (Grace, aarch64) build on the host itself or
@@ -24,9 +26,17 @@ RUN set -e; missing=""; \
     fi
 
 COPY build/wheels/ /tmp/wheels/
+COPY build/venvs/ /tmp/venvs/
 RUN python3 -m venv /opt/opsctl \
     && /opt/opsctl/bin/pip install --no-cache-dir --no-index --find-links /tmp/wheels opsctl \
-    && rm -rf /tmp/wheels
+    && for spec in /tmp/venvs/*.txt; do \
+        [ -e "$spec" ] || continue; \
+        name=$(basename "$spec" .txt); \
+        python3 -m venv "/opt/venvs/$name" \
+        && "/opt/venvs/$name/bin/pip" install --no-cache-dir --no-index --find-links /tmp/wheels -r "$spec" \
+        || exit 1; \
+    done \
+    && rm -rf /tmp/wheels /tmp/venvs
 
 ENV PATH="/opt/opsctl/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \

@@ -8,14 +8,28 @@
 #   IMAGE_PYTHON     the base image's Python as X.Y, when it differs from this host's
 #   IMAGE_PLATFORM   the wheel platform tag when the image's architecture differs,
 #                    e.g. manylinux2014_aarch64 for a GH200
+#   OPSCTL_CONFIG    a project whose services' Python environments the image builds
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tag=${1:-opsctl-unified:latest}
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] && python=.venv/bin/python
 
-rm -rf build/wheels
-mkdir -p build/wheels
+rm -rf build/wheels build/venvs
+mkdir -p build/wheels build/venvs
+if [ -n "${OPSCTL_CONFIG:-}" ]; then
+    # One requirements file per service environment, and their wheels beside opsctl's.
+    "$python" - "$OPSCTL_CONFIG" <<'PY'
+import shutil, sys
+from opsctl.config import load_project
+from opsctl.venvs import image_requirements
+for name, requirements in image_requirements(load_project(sys.argv[1], lenient=True)).items():
+    shutil.copyfile(requirements, f"build/venvs/{name}.txt")
+PY
+    for spec in build/venvs/*.txt; do
+        [ -e "$spec" ] && "$python" -m pip wheel -q -w build/wheels -r "$spec"
+    done
+fi
 "$python" -m pip wheel -q --no-deps -w build/wheels .
 host_python=$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
 if [ -n "${IMAGE_PYTHON:-}${IMAGE_PLATFORM:-}" ] && [ "${IMAGE_PYTHON:-$host_python}" != "$host_python" -o -n "${IMAGE_PLATFORM:-}" ]; then

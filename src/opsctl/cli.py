@@ -82,6 +82,18 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "Activate, inspect and extend the memory bank.",
         "Memory bank",
     ),
+    "env": (
+        "opsctl.commands.env",
+        "app",
+        "Build and list the services' own Python environments.",
+        "Configuration",
+    ),
+    "init": (
+        "opsctl.commands.init",
+        "init",
+        "Scaffold a new project without overwriting anything.",
+        "Configuration",
+    ),
     "config": (
         "opsctl.commands.config",
         "app",

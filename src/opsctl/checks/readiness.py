@@ -69,6 +69,7 @@ def readiness_checks(
     checks += _online_key_checks(project) if online else _key_checks(project)
     checks += _port_checks(project, snapshot)
     checks += _docker_checks(project, runtime)
+    checks += _environment_checks(project)
     checks += _disk_checks(project)
     checks += _backup_checks(project)
     checks += _gpu_checks(project)
@@ -336,6 +337,24 @@ def _online_key_checks(project: Project) -> list[Check]:
         check = _check("keys", f"key {state.name}", state.provider, probe)
         checks.append(dataclasses.replace(check, timeout_seconds=state.section.timeout_seconds))
     return checks
+
+
+def _environment_checks(project: Project) -> list[Check]:
+    """Each service's own Python environment: in sync passes; missing or stale warns (up
+    builds it); broken fails.
+    """
+    from opsctl.venvs import environment_states
+
+    outcomes = {"in sync": "pass", "in image": "pass", "missing": "warn", "stale": "warn"}
+    return [
+        _check(
+            "environments",
+            f"{state.service} environment",
+            str(state.path),
+            _fixed(Outcome(outcomes.get(state.state, "fail"), f"{state.state}: {state.detail}")),  # type: ignore[arg-type]
+        )
+        for state in environment_states(project)
+    ]
 
 
 def _docker_checks(project: Project, runtime: Runtime) -> list[Check]:

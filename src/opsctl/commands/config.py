@@ -7,11 +7,15 @@ import re
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from opsctl.commands._common import JSON_HELP, console, load_project, print_json
+from opsctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from opsctl.config import Project
 
 app = typer.Typer(
     name="config",
@@ -26,6 +30,8 @@ class RenderTarget(StrEnum):
 
     supervisord = "supervisord"
     compose = "compose"
+    cron = "cron"
+    systemd = "systemd"
 
 
 @app.command()
@@ -60,11 +66,29 @@ def render(
         typer.Option("--output", "-o", help="Write to this file (atomically) instead of stdout."),
     ] = None,
 ) -> None:
-    """Render a generated artefact from the configuration, as opsctl itself uses it."""
+    """Render a generated artefact from the configuration: supervisord.conf as opsctl uses
+    it, the equivalent compose file, or the scheduled jobs for cron or systemd (with -o, a
+    folder for the systemd units).
+    """
     from opsctl._files import write_atomic
-    from opsctl.runtime import get_runtime, render_supervisord_conf
 
     project = load_project(ctx)
+    if target is RenderTarget.systemd:
+        _write_units(project, output)
+        return
+    text = _render_text(project, target)
+    if output is None:
+        sys.stdout.write(text + "\n")
+    elif output.is_dir():
+        message = f"{output} is a folder; give the file to write."
+        raise UsageError(message)
+    else:
+        write_atomic(output, text + "\n", mode=0o644)
+
+
+def _render_text(project: Project, target: RenderTarget) -> str:
+    from opsctl.runtime import get_runtime, render_supervisord_conf
+
     if target is RenderTarget.compose:
         from opsctl.runtime import Stack
         from opsctl.runtime._compose import render_compose
@@ -72,16 +96,32 @@ def render(
 
         docker_runtime = DockerRuntime(project)
         Stack(docker_runtime).write_state()
-        text = render_compose(docker_runtime).rstrip("\n")
-    else:
-        runtime = get_runtime(project)
-        text = render_supervisord_conf(
-            project, runtime.paths, launcher=runtime.launcher, daemon=runtime.daemon
-        )
+        return render_compose(docker_runtime).rstrip("\n")
+    if target is RenderTarget.cron:
+        from opsctl.schedules import render_cron
+
+        return render_cron(project).rstrip("\n")
+    runtime = get_runtime(project)
+    return render_supervisord_conf(
+        project, runtime.paths, launcher=runtime.launcher, daemon=runtime.daemon
+    )
+
+
+def _write_units(project: Project, output: Path | None) -> None:
+    """Write the systemd units into the folder ``output``, or print them with headers."""
+    from opsctl._files import write_atomic
+    from opsctl.schedules import render_systemd
+
+    units = render_systemd(project)
     if output is None:
-        sys.stdout.write(text + "\n")
-    else:
-        write_atomic(output, text + "\n", mode=0o644)
+        sys.stdout.write("".join(f"# --- {name}\n{text}\n" for name, text in units.items()))
+        return
+    if output.exists() and not output.is_dir():
+        message = f"{output} is not a folder; systemd units are written into a folder."
+        raise UsageError(message)
+    for name, text in units.items():
+        write_atomic(output / name, text, mode=0o644)
+        console().print(f"wrote {output / name}", markup=False)
 
 
 def masked(value: Any, key: str = "") -> Any:

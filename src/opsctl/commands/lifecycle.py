@@ -59,6 +59,7 @@ def up(
     from opsctl.runtime import Stack
 
     runtime = load_runtime(ctx)
+    _sync_environments(runtime)
     _verify_first(runtime, skip=skip_verify, as_json=json)
     result = Stack(runtime).up(services or [], timeout_seconds=timeout)
     _render_outcomes(ctx, result.services, as_json=json, ok=result.ok)
@@ -148,6 +149,17 @@ def exec_(
     runtime = load_runtime(ctx)
     runtime.project.service(service)
     raise typer.Exit(runtime.exec(service, command))
+
+
+def _sync_environments(runtime: Runtime) -> None:
+    """Build the services' Python environments that are missing or stale, before starting."""
+    from opsctl.venvs import sync_environment
+
+    if runtime.kind == "docker":
+        return  # the image holds them, built with it
+    for name, service in runtime.project.services.items():
+        if service.python is not None:
+            sync_environment(runtime.project, name)
 
 
 def _verify_first(runtime: Runtime, *, skip: bool, as_json: bool) -> None:

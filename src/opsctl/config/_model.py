@@ -197,9 +197,13 @@ class ContainerSection(Section):
     dockerfile: str = "Dockerfile"
 
 
+CronSchedule = Annotated[str, Field(pattern=r"^\S+(\s+\S+){4}$")]
+
+
 class VerifySection(Section):
     concurrency: Annotated[int, Field(ge=1, le=512)] = 32
     strict: bool = False
+    schedule: CronSchedule = "*/30 * * * *"
     checks: list[HealthCheck] = Field(default_factory=list)
 
 
@@ -242,6 +246,7 @@ class BackupSection(Section):
     redis: str | None = None
     max_age_hours: PositiveSeconds = 26.0
     backend: Literal["archive", "restic"] = "archive"
+    schedule: CronSchedule = "30 2 * * *"
     prune_after_run: bool = False
     retention: RetentionSection = Field(default_factory=RetentionSection)
 
@@ -301,6 +306,7 @@ class MemoryBankSection(Section):
     timestamps: Literal["local", "utc"] = "local"
     stale_after_days: PositiveSeconds = 7.0
     required: bool = False
+    snapshot_schedule: CronSchedule = "0 * * * *"
 
     @field_validator("files")
     @classmethod

@@ -156,11 +156,15 @@ def program_spec(project: Project, name: str) -> dict[str, Any]:
     """Return the launch spec of service ``name``: argv, working directory, environment.
 
     The environment is the ``.env`` file's variables (the process environment wins where
-    both set one) overlaid by the service's own ``environment`` table.
+    both set one) overlaid by the service's own ``environment`` table, then, for a service
+    with a Python environment, ``VIRTUAL_ENV`` and its ``bin`` first on ``PATH``.
     """
+    from opsctl.venvs import service_environment_variables
+
     service = project.service(name)
     environment = {key: project.environ[key] for key in project.dotenv}
     environment.update(service.environment)
+    environment.update(service_environment_variables(project, name))
     directory: Path = project.root / (service.directory or ".")
     return {
         "argv": command_argv(service),

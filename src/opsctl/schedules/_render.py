@@ -1,0 +1,168 @@
+"""Render the scheduled jobs (verify, memory-bank snapshots) for cron or systemd.
+
+cron runs with almost no environment: each line sets the working folder, ``PATH``,
+``HOME`` and ``OPSCTL_CONFIG`` itself, and treats exit 75 (another run holds the lock) as
+success, so a job that overlaps its previous run is skipped rather than reported. The
+systemd units do the same with ``WorkingDirectory``, ``Environment`` and
+``SuccessExitStatus=75``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from opsctl.config import Project
+from opsctl.errors import ConfigError
+
+_DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?$")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One scheduled opsctl command."""
+
+    name: str
+    description: str
+    schedule: str
+    args: tuple[str, ...]
+
+
+def scheduled_jobs(project: Project) -> list[Job]:
+    """The jobs this project runs on a schedule: verify always, memory-bank activation
+    (which records a snapshot for `memory-bank history`) when the bank exists or is required.
+    """
+    jobs = [
+        Job("verify", "readiness verification", project.config.verify.schedule, ("-q", "verify"))
+    ]
+    bank = project.config.memory_bank
+    if bank.required or (project.root / bank.path).is_dir():
+        jobs.append(
+            Job(
+                "memory-bank",
+                "memory-bank snapshot",
+                bank.snapshot_schedule,
+                ("-q", "memory-bank", "activate"),
+            )
+        )
+    return jobs
+
+
+def _opsctl() -> str:
+    """The opsctl executable next to this interpreter, else the module form."""
+    beside = Path(sys.executable).with_name("opsctl")
+    return str(beside) if beside.exists() else f"{sys.executable} -m opsctl"
+
+
+def render_cron(project: Project) -> str:
+    """Return crontab lines for every scheduled job."""
+    path = os.environ.get("PATH", os.defpath)
+    lines = [
+        f"# opsctl jobs for {project.name}, rendered from {project.config_path}.",
+        "# Install with: crontab -e (or copy to /etc/cron.d/ with a user column added).",
+        "SHELL=/bin/sh",
+        f"PATH={path}",
+    ]
+    for job in scheduled_jobs(project):
+        _check_cron(job)
+        command = (
+            f"cd {shlex.quote(str(project.root))} && "
+            f"HOME={shlex.quote(os.path.expanduser('~'))} "
+            f"OPSCTL_CONFIG={shlex.quote(str(project.config_path))} "
+            f"{_opsctl()} {shlex.join(job.args)}; rc=$?; [ $rc -eq 75 ] && rc=0; exit $rc"
+        )
+        # cron turns an unescaped % into a newline.
+        lines += [f"# {job.description}", f"{job.schedule} {command.replace('%', chr(92) + '%')}"]
+    return "\n".join(lines) + "\n"
+
+
+def render_systemd(project: Project) -> dict[str, str]:
+    """Return ``{file name: content}``: a oneshot service and a timer per job."""
+    units: dict[str, str] = {}
+    for job in scheduled_jobs(project):
+        _check_cron(job)
+        unit = f"opsctl-{_unit_name(project.name)}-{job.name}"
+        units[f"{unit}.service"] = "\n".join(
+            [
+                "[Unit]",
+                f"Description=opsctl {job.description} for {project.name}",
+                "",
+                "[Service]",
+                "Type=oneshot",
+                f"WorkingDirectory={project.root}",
+                f'Environment="OPSCTL_CONFIG={project.config_path}"',
+                f'Environment="PATH={os.environ.get("PATH", os.defpath)}"',
+                f"ExecStart={_opsctl()} {shlex.join(job.args)}",
+                "# 75: another run holds the lock; this one is skipped, not failed.",
+                "SuccessExitStatus=75",
+                "",
+            ]
+        )
+        units[f"{unit}.timer"] = "\n".join(
+            [
+                "[Unit]",
+                f"Description=Run opsctl {job.description} for {project.name} ({job.schedule})",
+                "",
+                "[Timer]",
+                f"OnCalendar={cron_to_oncalendar(job.schedule)}",
+                "Persistent=true",
+                "",
+                "[Install]",
+                "WantedBy=timers.target",
+                "",
+            ]
+        )
+    return units
+
+
+def cron_to_oncalendar(schedule: str) -> str:
+    """Translate a five-field cron expression to systemd's OnCalendar form.
+
+    Fields may be ``*``, a number, a range ``a-b``, a list ``a,b`` and a step ``/n``.
+    Raises :class:`ConfigError` for anything else (names, ``L``, ``?``).
+    """
+    minute, hour, day, month, weekday = schedule.split()
+    days = "" if weekday == "*" else ",".join(_weekday(part) for part in weekday.split(",")) + " "
+    date = f"*-{_field(month)}-{_field(day)}"
+    return f"{days}{date} {_field(hour)}:{_field(minute)}:00"
+
+
+def _field(text: str) -> str:
+    parts = []
+    for part in text.split(","):
+        if not _FIELD.match(part):
+            message = f"cron field {text!r} uses syntax opsctl cannot translate for systemd"
+            raise ConfigError(message, hint="Use numbers, ranges a-b, lists a,b and steps */n.")
+        base, _, step = part.partition("/")
+        start = "0" if base == "*" and step else base
+        parts.append(start.replace("-", "..") + (f"/{step}" if step else ""))
+    return ",".join(parts)
+
+
+def _weekday(part: str) -> str:
+    if part.isdigit() and int(part) <= 7:  # noqa: PLR2004 (cron allows 0 and 7 for Sunday)
+        return _DAYS[int(part)]
+    if re.fullmatch(r"\d-\d", part):
+        first, last = part.split("-")
+        return f"{_DAYS[int(first)]}..{_DAYS[int(last)]}"
+    message = f"cron weekday {part!r} cannot be translated for systemd"
+    raise ConfigError(message)
+
+
+def _check_cron(job: Job) -> None:
+    for text in job.schedule.split():
+        for part in text.split(","):
+            if not _FIELD.match(part):
+                message = (
+                    f"The {job.name} schedule {job.schedule!r} has an unsupported field {text!r}."
+                )
+                raise ConfigError(message, hint="Use numbers, ranges a-b, lists a,b and steps */n.")
+
+
+def _unit_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", name)
