@@ -4,8 +4,8 @@
 #
 # Build with scripts/build-image.sh, which first collects the wheels of opsctl and its
 # dependencies into build/wheels for the image's Python and architecture, and, given a
-# project (OPSCTL_CONFIG), each service's requirements into build/venvs: every service
-# with its own Python environment gets one at /opt/venvs/NAME, built here.
+# project (OPSCTL_CONFIG), the wheels of each service's requirements into build/venvs/NAME:
+# every service with its own Python environment gets one at /opt/venvs/NAME, built here.
 #
 # BASE_IMAGE defaults to NVIDIA's CUDA runtime on Ubuntu 24.04 (Python 3.12), which is
 # published for amd64 and arm64; on a GH200 (Grace, aarch64) build on the host itself or
@@ -29,11 +29,11 @@ COPY build/wheels/ /tmp/wheels/
 COPY build/venvs/ /tmp/venvs/
 RUN python3 -m venv /opt/opsctl \
     && /opt/opsctl/bin/pip install --no-cache-dir --no-index --find-links /tmp/wheels opsctl \
-    && for spec in /tmp/venvs/*.txt; do \
-        [ -e "$spec" ] || continue; \
-        name=$(basename "$spec" .txt); \
+    && for wheels in /tmp/venvs/*/; do \
+        [ -d "$wheels" ] || continue; \
+        name=$(basename "$wheels"); \
         python3 -m venv "/opt/venvs/$name" \
-        && "/opt/venvs/$name/bin/pip" install --no-cache-dir --no-index --find-links /tmp/wheels -r "$spec" \
+        && "/opt/venvs/$name/bin/pip" install --no-cache-dir --no-index --no-deps "$wheels"*.whl \
         || exit 1; \
     done \
     && rm -rf /tmp/wheels /tmp/venvs

@@ -12,22 +12,26 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tag=${1:-opsctl-unified:latest}
-python=${PYTHON:-python3}
-[ -x .venv/bin/python ] && python=.venv/bin/python
+repo=$PWD
+python=$(command -v "${PYTHON:-python3}")
+[ -x .venv/bin/python ] && python=$repo/.venv/bin/python
 
 rm -rf build/wheels build/venvs
 mkdir -p build/wheels build/venvs
 if [ -n "${OPSCTL_CONFIG:-}" ]; then
-    # One requirements file per service environment, and their wheels beside opsctl's.
-    "$python" - "$OPSCTL_CONFIG" <<'PY'
-import shutil, sys
+    # The wheels of each service environment's requirements, resolved from the project's
+    # root as pip resolves them there, one folder per service.
+    "$python" - "$OPSCTL_CONFIG" <<'PY' |
+import sys
+from pathlib import Path
 from opsctl.config import load_project
 from opsctl.venvs import image_requirements
-for name, requirements in image_requirements(load_project(sys.argv[1], lenient=True)).items():
-    shutil.copyfile(requirements, f"build/venvs/{name}.txt")
+project = load_project(Path(sys.argv[1]), lenient=True)
+for name, requirements in image_requirements(project).items():
+    print(name, project.root, requirements, sep="\t")
 PY
-    for spec in build/venvs/*.txt; do
-        [ -e "$spec" ] && "$python" -m pip wheel -q -w build/wheels -r "$spec"
+    while IFS=$'\t' read -r name root requirements; do
+        (cd "$root" && "$python" -m pip wheel -q -w "$repo/build/venvs/$name" -r "$requirements")
     done
 fi
 "$python" -m pip wheel -q --no-deps -w build/wheels .

@@ -7,6 +7,7 @@ scripts/docker-test-images.sh; where no engine can be had, these tests skip and 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -287,3 +288,67 @@ def test_gpu_request_without_nvidia_runtime_warns_or_exits_4(
     required = stack.cli("up", "--skip-verify")
     assert required.exit_code == 4
     assert inspect("opsctl-stack") == {}
+
+
+def write_wheel(folder: Path, name: str, version: str) -> Path:
+    """Write a pure-Python wheel of a one-module package; pip installs it without a network."""
+    import base64
+    import hashlib
+    import zipfile
+
+    info = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": f"VERSION = {version!r}\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    path = folder / f"{name}-{version}-py3-none-any.whl"
+    record = []
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, text in files.items():
+            archive.writestr(member, text)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
+            record.append(f"{member},sha256={digest.decode()},{len(text)}")
+        archive.writestr(f"{info}/RECORD", "\n".join([*record, f"{info}/RECORD,,"]) + "\n")
+    return path
+
+
+def test_service_environment_is_built_into_the_image_and_used(
+    docker_stack: Callable[..., StackProject], image: str
+) -> None:
+    """A service's own environment is built with the image and its program runs in it."""
+    stack = docker_stack(
+        "[services.app]\n"
+        'command = ["python", "-c", "import hello_img, os, time; '
+        "print('version', hello_img.VERSION, os.environ['VIRTUAL_ENV'], flush=True); "
+        'time.sleep(1000)"]\n'
+        'python = { requirements = "requirements.txt" }\n'
+    )
+    wheel = write_wheel(stack.root, "hello_img", "1.5")
+    (stack.root / "requirements.txt").write_text(f"--no-index\n./{wheel.name}\n")
+    bases = subprocess.run(
+        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "opsctl-test-base"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    tag = "opsctl-unified:test-venvs"
+    built = subprocess.run(
+        [ROOT / "scripts" / "build-image.sh", tag],
+        env={**os.environ, "OPSCTL_CONFIG": str(stack.config), "BASE_IMAGE": bases[0]},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr[-2000:]
+    try:
+        stack.config.write_text(stack.config.read_text().replace(image, tag))
+        assert stack.cli("up").exit_code == 0
+        wait_for(
+            lambda: "version" in stack.cli("logs", "app").stdout, timeout_seconds=10, message="log"
+        )
+        assert stack.cli("logs", "app").stdout.strip() == "version 1.5 /opt/venvs/app"
+    finally:
+        stack.cli("down")
+        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, check=False)
