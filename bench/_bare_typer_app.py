@@ -44,6 +44,13 @@ app.add_typer(
     short_help="Activate, inspect and extend the memory bank.",
     rich_help_panel="Memory bank",
 )
+env_app = typer.Typer(
+    name="env",
+    help="Build and list the services' own Python environments.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(env_app, rich_help_panel="Configuration")
 config_app = typer.Typer(
     name="config",
     help="Show, validate and render the configuration.",
@@ -428,6 +435,8 @@ class RenderTarget(StrEnum):
 
     supervisord = "supervisord"
     compose = "compose"
+    cron = "cron"
+    systemd = "systemd"
 
 
 @config_app.command("show")
@@ -449,7 +458,50 @@ def config_render(
         typer.Option("--output", "-o", help="Write to this file (atomically) instead of stdout."),
     ] = None,
 ) -> None:
-    """Render a generated artefact from the configuration, as opsctl itself uses it."""
+    """Render a generated artefact from the configuration: supervisord.conf as opsctl uses
+    it, the equivalent compose file, or the scheduled jobs for cron or systemd (with -o, a
+    folder for the systemd units).
+    """
+
+
+@app.command(
+    "init",
+    short_help="Scaffold a new project without overwriting anything.",
+    rich_help_panel="Configuration",
+)
+def init(
+    folder: Annotated[
+        Path, typer.Argument(help="The project folder; created if missing.")
+    ] = Path(),
+    name: Annotated[
+        str | None, typer.Option("--name", help="The project's name; default: the folder's.")
+    ] = None,
+) -> None:
+    """Scaffold a project: a commented opsctl.toml, a .env.example from the declared keys
+    (names only, no values), the memory bank's files, and the .gitignore lines for .env
+    and .opsctl/. Never overwrites a file.
+    """
+
+
+@env_app.command("sync")
+def env_sync(
+    ctx: typer.Context,
+    services: Annotated[
+        list[str] | None, typer.Argument(help="Services to sync; all when none.")
+    ] = None,
+) -> None:
+    """Build each declared environment that is missing or stale; the others are left alone.
+
+    A failed build shows pip's error and leaves the environment in use as it was (exit 1).
+    """
+
+
+@env_app.command("list")
+def env_list(ctx: typer.Context, json: JsonOption = False) -> None:
+    """List each declared environment: service, path, and in sync, stale, missing or broken.
+
+    Exits 1 when any is not in sync.
+    """
 
 
 if __name__ == "__main__":

@@ -70,6 +70,12 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "Run every health check; exit 0 healthy, 3 degraded, 1 unhealthy.",
         "Health",
     ),
+    "init": (
+        "opsctl.commands.init",
+        "init",
+        "Scaffold a new project without overwriting anything.",
+        "Configuration",
+    ),
     "keys": (
         "opsctl.commands.keys",
         "app",
@@ -86,12 +92,6 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "opsctl.commands.env",
         "app",
         "Build and list the services' own Python environments.",
-        "Configuration",
-    ),
-    "init": (
-        "opsctl.commands.init",
-        "init",
-        "Scaffold a new project without overwriting anything.",
         "Configuration",
     ),
     "config": (
