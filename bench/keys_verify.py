@@ -12,40 +12,17 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _slow_http import start_slow_server
 from opsctl.config import load_project
 from opsctl.keys import key_states, verify_keys
 
 GOAL = 1.3
 ANSWER_DELAY_SECONDS = 0.3
-
-# Answers every request with a JSON success after the delay, as each provider's API would.
-SLOW_API = """
-import asyncio, sys
-
-async def answer(reader, writer):
-    while (await reader.readline()) not in (b"\\r\\n", b""):
-        pass
-    await asyncio.sleep(float(sys.argv[1]))
-    body = b'{"ok": true, "data": []}'
-    head = "HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\nConnection: close\\r\\n"
-    head += f"Content-Length: {len(body)}\\r\\n\\r\\n"
-    writer.write(head.encode() + body)
-    await writer.drain()
-    writer.close()
-
-async def main():
-    server = await asyncio.start_server(answer, "127.0.0.1", 0, backlog=64)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    await server.serve_forever()
-
-asyncio.run(main())
-"""
 
 KEYS = {
     "OPENAI_API_KEY": ("openai", "sk-" + "a1" * 24),
@@ -85,14 +62,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=9, help="measured rounds")
     rounds = parser.parse_args().rounds
 
-    server = subprocess.Popen(
-        [sys.executable, "-c", SLOW_API, str(ANSWER_DELAY_SECONDS)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    server, port = start_slow_server(ANSWER_DELAY_SECONDS)
     try:
-        assert server.stdout is not None
-        port = int(server.stdout.readline())
         with tempfile.TemporaryDirectory() as folder:
             project = load_project(write_project(Path(folder), port))
             states = key_states(project)

@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _slow_http import start_slow_server
 from opsctl.checks.verify import run_verify
 from opsctl.config import load_project
 from opsctl.runtime import get_runtime
@@ -27,39 +27,6 @@ from opsctl.runtime import get_runtime
 GOAL = 1.3
 ANSWER_DELAY_SECONDS = 0.1
 EACH_KIND = 50
-
-
-# The endpoint runs in its own process, as a real service would, so that its work does not
-# compete with the checks for this interpreter's lock.
-SLOW_SERVER = """
-import asyncio, sys
-
-async def answer(reader, writer):
-    while (await reader.readline()) not in (b"\\r\\n", b""):
-        pass
-    await asyncio.sleep(float(sys.argv[1]))
-    writer.write(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\nok")
-    await writer.drain()
-    writer.close()
-
-async def main():
-    server = await asyncio.start_server(answer, "127.0.0.1", 0, backlog=512)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    await server.serve_forever()
-
-asyncio.run(main())
-"""
-
-
-def start_slow_server() -> tuple[subprocess.Popen[str], int]:
-    """Start the slow HTTP endpoint on a free loopback port; return it and its port."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", SLOW_SERVER, str(ANSWER_DELAY_SECONDS)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    return process, int(process.stdout.readline())
 
 
 def write_config(folder: Path, *, http_port: int, tcp_port: int, count: int) -> Path:
@@ -116,7 +83,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=9, help="measured rounds")
     rounds = parser.parse_args().rounds
 
-    server, http_port = start_slow_server()
+    server, http_port = start_slow_server(ANSWER_DELAY_SECONDS)
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(512)
