@@ -8,6 +8,7 @@ from pathlib import Path
 from opsctl._files import write_atomic
 from opsctl.config import Project, load_project
 from opsctl.errors import UsageError
+from opsctl.keys._state import secret_variable
 
 _GITIGNORE_LINES = (".env", ".opsctl/")
 
@@ -68,6 +69,10 @@ def init_project(folder: Path, *, name: str | None = None) -> list[tuple[Path, s
     Returns ``(path, what was done)`` for each file: created, kept, or lines added.
     """
     folder.mkdir(parents=True, exist_ok=True)
+    for file_name in ("opsctl.toml", ".env.example", ".gitignore"):
+        if (folder / file_name).exists() and not (folder / file_name).is_file():
+            message = f"{folder / file_name} exists and is not a file; nothing was written."
+            raise UsageError(message)
     results: list[tuple[Path, str]] = []
     config = folder / "opsctl.toml"
     if config.exists():
@@ -94,8 +99,9 @@ def _env_example(root: Path, project: Project) -> tuple[Path, str]:
             f"# {key.description or key.provider}" + ("" if key.required else " (optional)")
         )
         lines.append(f"{key.env or key_name}=")
-        if key.secret_env:
-            lines.append(f"{key.secret_env}=")
+        secret = secret_variable(key)
+        if secret:
+            lines.append(f"{secret}=")
     write_atomic(path, "\n".join(lines) + "\n", mode=0o644)
     return path, "created"
 
@@ -111,6 +117,9 @@ def _memory_bank(project: Project) -> list[tuple[Path, str]]:
 
 def _gitignore(root: Path) -> tuple[Path, str]:
     path = root / ".gitignore"
+    if path.exists() and not path.is_file():
+        message = f"{path} exists and is not a file; nothing was added to it."
+        raise UsageError(message)
     current = path.read_text(encoding="utf-8") if path.exists() else ""
     present = {line.strip() for line in current.splitlines()}
     missing = [
@@ -118,9 +127,6 @@ def _gitignore(root: Path) -> tuple[Path, str]:
     ]
     if not missing:
         return path, "kept"
-    if path.exists() and not path.is_file():
-        message = f"{path} is not a file."
-        raise UsageError(message)
     joiner = "" if not current or current.endswith("\n") else "\n"
     write_atomic(path, current + joiner + "\n".join(missing) + "\n", mode=0o644)
     return path, f"added {', '.join(missing)}"

@@ -20,6 +20,9 @@ from opsctl.config import Project
 from opsctl.errors import ConfigError
 
 _DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+_SUNDAY_LATE = 7
+_CRON_FIELDS = 5
+_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
 _FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?$")
 
 
@@ -94,10 +97,10 @@ def render_systemd(project: Project) -> dict[str, str]:
                 "",
                 "[Service]",
                 "Type=oneshot",
-                f"WorkingDirectory={project.root}",
-                f'Environment="OPSCTL_CONFIG={project.config_path}"',
-                f'Environment="PATH={os.environ.get("PATH", os.defpath)}"',
-                f"ExecStart={_opsctl()} {shlex.join(job.args)}",
+                f"WorkingDirectory={_unit_value(str(project.root))}",
+                f'Environment="OPSCTL_CONFIG={_unit_value(str(project.config_path))}"',
+                f'Environment="PATH={_unit_value(os.environ.get("PATH", os.defpath))}"',
+                f"ExecStart={_unit_value(_opsctl())} {shlex.join(job.args)}",
                 "# 75: another run holds the lock; this one is skipped, not failed.",
                 "SuccessExitStatus=75",
                 "",
@@ -126,42 +129,61 @@ def cron_to_oncalendar(schedule: str) -> str:
     Fields may be ``*``, a number, a range ``a-b``, a list ``a,b`` and a step ``/n``.
     Raises :class:`ConfigError` for anything else (names, ``L``, ``?``).
     """
-    minute, hour, day, month, weekday = schedule.split()
+    fields = schedule.split()
+    if len(fields) != _CRON_FIELDS:
+        message = f"{schedule!r} is not a five-field cron expression"
+        raise ConfigError(message)
+    minute, hour, day, month, weekday = fields
     days = "" if weekday == "*" else ",".join(_weekday(part) for part in weekday.split(",")) + " "
-    date = f"*-{_field(month)}-{_field(day)}"
+    date = f"*-{_field(month, first=1)}-{_field(day, first=1)}"
     return f"{days}{date} {_field(hour)}:{_field(minute)}:00"
 
 
-def _field(text: str) -> str:
+def _field(text: str, *, first: int = 0) -> str:
+    """One field; a ``*/n`` step starts at the field's first value (1 for days and months)."""
     parts = []
     for part in text.split(","):
         if not _FIELD.match(part):
             message = f"cron field {text!r} uses syntax opsctl cannot translate for systemd"
             raise ConfigError(message, hint="Use numbers, ranges a-b, lists a,b and steps */n.")
         base, _, step = part.partition("/")
-        start = "0" if base == "*" and step else base
+        start = str(first) if base == "*" and step else base
         parts.append(start.replace("-", "..") + (f"/{step}" if step else ""))
     return ",".join(parts)
 
 
 def _weekday(part: str) -> str:
-    if part.isdigit() and int(part) <= 7:  # noqa: PLR2004 (cron allows 0 and 7 for Sunday)
+    """A cron weekday (0 and 7 are Sunday) or range; systemd's week runs Mon..Sun, so a
+    range from Sunday becomes Sunday plus the rest.
+    """
+    if part.isdigit() and int(part) <= _SUNDAY_LATE:
         return _DAYS[int(part)]
-    if re.fullmatch(r"\d-\d", part):
-        first, last = part.split("-")
-        return f"{_DAYS[int(first)]}..{_DAYS[int(last)]}"
+    if re.fullmatch(r"[0-7]-[0-7]", part):
+        first, last = (int(day) for day in part.split("-"))
+        if first == 0:
+            return "Sun" if last in {0, _SUNDAY_LATE} else f"Sun,Mon..{_DAYS[last]}"
+        if first <= last:
+            return f"{_DAYS[first]}..{_DAYS[last]}"
     message = f"cron weekday {part!r} cannot be translated for systemd"
     raise ConfigError(message)
 
 
 def _check_cron(job: Job) -> None:
-    for text in job.schedule.split():
+    """Refuse what cron and systemd would read differently or not at all."""
+    for text, (low, high) in zip(job.schedule.split(), _RANGES, strict=True):
         for part in text.split(","):
-            if not _FIELD.match(part):
+            numbers = [int(n) for n in re.findall(r"\d+", part.partition("/")[0])]
+            if not _FIELD.match(part) or any(not low <= n <= high for n in numbers):
                 message = (
                     f"The {job.name} schedule {job.schedule!r} has an unsupported field {text!r}."
                 )
-                raise ConfigError(message, hint="Use numbers, ranges a-b, lists a,b and steps */n.")
+                hint = "Use numbers in range, ranges a-b, lists a,b and steps */n."
+                raise ConfigError(message, hint=hint)
+
+
+def _unit_value(text: str) -> str:
+    """Escape ``%`` (systemd's specifier sign) and quotes for a unit file value."""
+    return text.replace("%", "%%").replace('"', '\\"')
 
 
 def _unit_name(name: str) -> str:

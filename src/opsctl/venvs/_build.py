@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -125,8 +126,9 @@ def sync_environment(project: Project, service: str) -> tuple[Path, bool]:
         shutil.rmtree(target, ignore_errors=True)
         raise
     _switch(link, target)
-    for old in folder.glob(f"{service}-*"):
-        if old != target:
+    built = re.compile(rf"{re.escape(service)}-[0-9a-f]{{16}}")
+    for old in folder.iterdir():
+        if old != target and built.fullmatch(old.name):
             shutil.rmtree(old, ignore_errors=True)
     return target, True
 
