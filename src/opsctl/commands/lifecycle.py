@@ -170,7 +170,9 @@ def _verify_first(runtime: Runtime, *, skip: bool, as_json: bool) -> None:
     if skip:
         logger.warning("Skipping readiness verification (--skip-verify): starting unverified")
         return
-    report = run_verify(runtime.project, runtime)
+    # The engine and the image are checked by the docker runtime itself when it starts,
+    # which reports them with exit 4 (a required resource is absent) and how to fix it.
+    report = run_verify(runtime.project, runtime, skip=["docker"])
     if report.status == "pass":
         return
     if as_json:
