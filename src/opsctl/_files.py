@@ -15,8 +15,9 @@ def write_atomic(path: Path, data: str | bytes, *, mode: int = 0o600) -> bool:
     when the file already holds exactly ``data``.
     """
     payload = data.encode("utf-8") if isinstance(data, str) else data
+    path = _regular_target(path)
     try:
-        if path.read_bytes() == payload:
+        if path.stat().st_size == len(payload) and path.read_bytes() == payload:
             return False
     except OSError:
         pass
@@ -38,6 +39,24 @@ def write_atomic(path: Path, data: str | bytes, *, mode: int = 0o600) -> bool:
         raise
     _fsync_folder(path.parent)
     return True
+
+
+def _regular_target(path: Path) -> Path:
+    """The file to replace: a symlink's target (so the link stays a link), which must be a
+    regular file or not exist yet. A device, FIFO, socket or folder is refused, never
+    replaced.
+    """
+    from opsctl.errors import UsageError
+
+    try:
+        target = path.resolve(strict=False) if path.is_symlink() else path
+    except (OSError, RuntimeError) as error:
+        message = f"{path} cannot be resolved: {error}."
+        raise UsageError(message) from None
+    if target.exists() and not target.is_file():
+        message = f"{path} exists and is not a regular file; nothing was written to it."
+        raise UsageError(message)
+    return target
 
 
 def _fsync_folder(folder: Path) -> None:

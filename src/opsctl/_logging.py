@@ -29,6 +29,12 @@ class ScrubSecretsFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = secrets.scrub(record.getMessage())
         record.args = None
+        if record.exc_info:
+            # Format the traceback now, scrubbed, so no handler formats the raw one.
+            record.exc_text = secrets.scrub(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = secrets.scrub(record.exc_text)
         return True
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from opsctl import secrets
 from opsctl.checks._result import Check, CheckResult, Outcome
@@ -24,18 +25,16 @@ def run_checks(checks: Sequence[Check], *, concurrency: int = 16) -> list[CheckR
     """Run ``checks`` with at most ``concurrency`` at a time; return results in input order.
 
     A check that raises fails with the error as its detail; one still running past its
-    deadline fails as timed out (its thread is abandoned, not waited for).
+    deadline fails as timed out and frees its slot. Each check runs in a daemon thread, so
+    an abandoned one can never keep the process from exiting.
     """
     if not checks:
         return []
 
-    started: dict[int, float] = {}
-    lock = threading.Lock()
+    finished: queue.Queue[tuple[int, CheckResult]] = queue.Queue()
 
-    def run_one(index: int, check: Check) -> CheckResult:
+    def run_one(index: int, check: Check) -> None:
         begin = time.monotonic()
-        with lock:
-            started[index] = begin
         attempt = 0
         while True:
             attempt += 1
@@ -44,40 +43,34 @@ def run_checks(checks: Sequence[Check], *, concurrency: int = 16) -> list[CheckR
                 break
             logger.debug("Check %s failed (attempt %d): %s", check.name, attempt, outcome.detail)
             time.sleep(check.retry_delay_seconds)
-        return _result(check, outcome, time.monotonic() - begin, attempts=attempt)
+        finished.put((index, _result(check, outcome, time.monotonic() - begin, attempts=attempt)))
 
-    pool = ThreadPoolExecutor(max_workers=min(concurrency, len(checks)), thread_name_prefix="check")
     # Checks that wait on the network start first, so their waiting overlaps with the
     # work of the quick local ones instead of coming after it.
-    order = sorted(range(len(checks)), key=lambda index: _START_ORDER.get(checks[index].kind, 2))
-    futures: dict[Future[CheckResult], int] = {
-        pool.submit(run_one, index, checks[index]): index for index in order
-    }
+    waiting = deque(sorted(range(len(checks)), key=lambda i: _START_ORDER.get(checks[i].kind, 2)))
+    running: dict[int, float] = {}
     results: list[CheckResult | None] = [None] * len(checks)
-    pending = set(futures)
-    try:
-        while pending:
-            done, pending = wait(pending, timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
-            for future in done:
-                results[futures[future]] = future.result()
-            now = time.monotonic()
-            with lock:
-                overdue = [
-                    future
-                    for future in pending
-                    if futures[future] in started
-                    and now - started[futures[future]]
-                    > checks[futures[future]].budget_seconds + _DEADLINE_GRACE_SECONDS
-                ]
-            for future in overdue:
-                check = checks[futures[future]]
+    while waiting or running:
+        while waiting and len(running) < concurrency:
+            index = waiting.popleft()
+            running[index] = time.monotonic()
+            thread = threading.Thread(
+                target=run_one, args=(index, checks[index]), name=f"check-{index}", daemon=True
+            )
+            thread.start()
+        try:
+            index, result = finished.get(timeout=_POLL_SECONDS)
+            if running.pop(index, None) is not None:
+                results[index] = result
+        except queue.Empty:
+            pass
+        now = time.monotonic()
+        for index, begin in list(running.items()):
+            check = checks[index]
+            if now - begin > check.budget_seconds + _DEADLINE_GRACE_SECONDS:
                 detail = f"no answer within {check.budget_seconds:g} s"
-                results[futures[future]] = _result(
-                    check, Outcome("fail", detail), now - started[futures[future]]
-                )
-                pending.discard(future)
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+                results[index] = _result(check, Outcome("fail", detail), now - begin)
+                del running[index]
     return [result for result in results if result is not None]
 
 

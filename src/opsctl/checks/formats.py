@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 
@@ -48,21 +49,34 @@ def _add_cases(
             suite,
             "testcase",
             classname=f"opsctl.verify.{section}",
-            name=result.name,
+            name=_xml_text(result.name),
             time=_seconds(result.duration_ms),
         )
         status = effective_status(result)
         if status == "fail" or (status == "warn" and strict):
             counts["failures"] += 1
-            failure = ET.SubElement(case, "failure", message=result.detail, type=status)
-            failure.text = f"{result.target}: {result.detail}"
+            failure = ET.SubElement(case, "failure", message=_xml_text(result.detail), type=status)
+            failure.text = _xml_text(f"{result.target}: {result.detail}")
         elif status == "skip":
             counts["skipped"] += 1
-            ET.SubElement(case, "skipped", message=result.detail)
+            ET.SubElement(case, "skipped", message=_xml_text(result.detail))
         else:
             out = ET.SubElement(case, "system-out")
-            out.text = f"{status}: {result.detail}"
+            out.text = _xml_text(f"{status}: {result.detail}")
     return counts
+
+
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_text(text: str) -> str:
+    """Characters XML 1.0 cannot hold (control characters) as ``\\xNN``."""
+    return _NOT_XML.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+
+
+def _line(text: str) -> str:
+    """One TAP line: no line breaks that could forge a result line."""
+    return " ".join(text.split("\n")).replace("\r", " ")
 
 
 def _seconds(milliseconds: int) -> str:
@@ -74,9 +88,9 @@ def to_tap(report: Report, *, strict: bool = False) -> str:
     lines = ["TAP version 13", f"1..{len(report.checks)}"]
     for number, result in enumerate(report.checks, start=1):
         status = effective_status(result)
-        description = f"{result.section}: {result.name}".replace("#", "\\#")
+        description = _line(f"{result.section}: {result.name}").replace("#", "\\#")
         if status == "skip":
-            lines.append(f"ok {number} - {description} # SKIP {result.detail}")
+            lines.append(f"ok {number} - {description} # SKIP {_line(result.detail)}")
             continue
         failed = status == "fail" or (status == "warn" and strict)
         lines.append(f"{'not ok' if failed else 'ok'} {number} - {description}")

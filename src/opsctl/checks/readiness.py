@@ -141,25 +141,27 @@ def _conf_probe(runtime: Runtime) -> Callable[[float], Outcome]:
 
 
 def _key_checks(project: Project) -> list[Check]:
-    from opsctl.keys import format_matches
+    """Each declared key set (both halves of a pair) and shaped as its provider's or its
+    own ``format`` says; nothing is sent.
+    """
+    from opsctl.keys import key_states
 
     checks = []
-    for name, key in project.config.keys.items():
-        variable = key.env or name
-        value = project.environ.get(variable)
-        source = "environment" if variable in os.environ else ".env"
-        if not value:
+    for state in key_states(project):
+        if not state.present:
+            missing = state.variable if not state.value else state.secret_variable
             outcome = (
-                Outcome("fail", f"{variable} is not set")
-                if key.required
-                else Outcome("skip", f"{variable} is not set (optional)")
+                Outcome("fail", f"{missing} is not set")
+                if state.section.required
+                else Outcome("skip", f"{missing} is not set (optional)")
             )
-        elif format_matches(key.provider, value) is False:
-            shown = f"{variable} ({secrets.mask(value)}, from {source})"
-            outcome = Outcome("fail", f"{shown} is not shaped like a key of {key.provider}")
         else:
-            outcome = Outcome("pass", f"{variable} set ({secrets.mask(value)}, from {source})")
-        checks.append(_check("keys", f"key {name}", key.provider, _fixed(outcome)))
+            shown = f"{state.variable} ({secrets.mask(state.value or '')}, from {state.source})"
+            if state.format_ok is False:
+                outcome = Outcome("fail", f"{shown} is not shaped like a key of {state.provider}")
+            else:
+                outcome = Outcome("pass", f"{shown.replace(' (', ' set (', 1)}")
+        checks.append(_check("keys", f"key {state.name}", state.provider, _fixed(outcome)))
     return checks
 
 

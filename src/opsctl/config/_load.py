@@ -327,8 +327,10 @@ def _placeholder_problem(error: PlaceholderError) -> str:
 
 
 def _register_secrets(config: Config, environ: Mapping[str, str]) -> None:
+    declared = {key.env or name for name, key in config.keys.items()}
+    declared |= {key.secret_env for key in config.keys.values() if key.secret_env}
     for name, value in environ.items():
-        if secrets.is_secret_name(name):
+        if secrets.is_secret_name(name) or name in declared:
             secrets.register(value)
     for service in config.services.values():
         for name, value in service.environment.items():

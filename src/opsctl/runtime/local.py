@@ -141,12 +141,14 @@ class LocalRuntime(Runtime):
         spec = program_spec(self.project, service)
         environment = {**os.environ, **spec["environment"]}
         try:
-            return subprocess.run(
+            code = subprocess.run(
                 argv, cwd=spec["directory"], env=environment, check=False
             ).returncode
-        except FileNotFoundError:
-            message = f"Cannot run '{argv[0]}': no such program."
+        except OSError as error:
+            message = f"Cannot run '{argv[0]}' in {spec['directory']}: {error.strerror or error}."
             raise OperationFailedError(message) from None
+        # A program killed by a signal exits 128 + its number, as in a shell.
+        return 128 - code if code < 0 else code
 
     def copy_out(self, path: str, destination: Path) -> None:
         """Copy the file or folder at ``path`` (relative to the root) to ``destination``."""

@@ -82,7 +82,7 @@ def init_project(folder: Path, *, name: str | None = None) -> list[tuple[Path, s
         write_atomic(config, _TEMPLATE.format(name=project_name, redis_port=6390), mode=0o644)
         results.append((config, "created"))
 
-    project = load_project(config, cwd=folder, environ={}, lenient=True)
+    project = load_project(config.resolve(), cwd=folder.resolve(), environ={}, lenient=True)
     results.append(_env_example(project.root, project))
     results += _memory_bank(project)
     results.append(_gitignore(project.root))
