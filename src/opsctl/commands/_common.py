@@ -52,3 +52,31 @@ _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
 def show_controls(text: str) -> str:
     """Replace control characters other than tab and newline with ``\\xNN``."""
     return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+
+
+def quiet(ctx: typer.Context) -> bool:
+    """True when ``-q`` asked for problems only."""
+    return bool(getattr(ctx.find_root().obj, "quiet", 0))
+
+
+def console() -> Console:
+    """A console on stdout; colour only on a terminal and without ``NO_COLOR``."""
+    import os
+
+    from rich.console import Console
+
+    # Off a terminal, rich would wrap at 80 columns; logs and pipes read better unwrapped.
+    width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "200"))
+    return Console(highlight=False, soft_wrap=False, width=width)
+
+
+def error_console() -> Console:
+    """A console on stderr, for problems and progress."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def print_json(data: Any) -> None:
+    """Write ``data`` as one JSON document on stdout."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
