@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from opsctl.commands._common import JSON_HELP, console, load_project, print_json, quiet
+from opsctl.commands._common import JSON_HELP, console, load_project, plain, print_json, quiet
 
 if TYPE_CHECKING:
     from opsctl.memory_bank import BankReport
@@ -259,6 +259,7 @@ def _render_history(series: dict[str, list[dict[str, Any]]], activations: int) -
     for column in ("FILE", "ENTRIES", "TREND", "SIZE TREND", "STALE"):
         table.add_column(column)
     for name, points in series.items():
+        name = plain(name)  # noqa: PLW2901
         entries = [float(p.get("entries") or 0) for p in points]
         sizes = [float(p.get("size_bytes") or 0) for p in points]
         stale = sum(1 for p in points if p.get("stale"))

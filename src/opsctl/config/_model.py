@@ -27,7 +27,7 @@ class Section(BaseModel):
 
 
 class ProjectSection(Section):
-    name: str | None = None
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,62}$")] | None = None
     root: str = "."
     env_file: str = ".env"
     state_dir: str = ".opsctl"
@@ -48,7 +48,7 @@ class CheckBase(Section):
     severity: Severity = "error"
     timeout_seconds: PositiveSeconds = 5.0
     retries: Annotated[int, Field(ge=0, le=1000)] = 0
-    retry_delay_seconds: Annotated[float, Field(ge=0)] = 1.0
+    retry_delay_seconds: Annotated[float, Field(ge=0, le=3600)] = 1.0
     tags: list[str] = Field(default_factory=list)
 
 

@@ -224,7 +224,8 @@ def fingerprint(project: Project, value: str) -> str:
     """
     salt_file = project.state_dir / "keys" / "salt"
     if not salt_file.exists():
-        salt_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        project.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        salt_file.parent.mkdir(mode=0o700, exist_ok=True)
         write_atomic(salt_file, random_secrets.token_hex(16))
     return hashlib.sha256((salt_file.read_text().strip() + value).encode()).hexdigest()[:16]
 
@@ -239,7 +240,8 @@ def record_results(project: Project, states: list[KeyState], results: list[KeyRe
                 "fingerprint": fingerprint(project, state.value),
             }
     path = _records_file(project)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    project.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, exist_ok=True)
     write_atomic(path, json.dumps(records, indent=2))
 
 

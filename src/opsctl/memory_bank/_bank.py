@@ -197,7 +197,8 @@ def record_activation(project: Project, report: BankReport) -> None:
         },
     }
     path = history_file(project)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    project.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, exist_ok=True)
     line = (json.dumps(record) + "\n").encode("utf-8")
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
@@ -205,6 +206,22 @@ def record_activation(project: Project, report: BankReport) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def _well_shaped(record: object) -> bool:
+    """A record as :func:`record_activation` writes it: files map to finite numbers."""
+    if not isinstance(record, dict) or not isinstance(record.get("files"), dict):
+        return False
+    for name, figures in record["files"].items():
+        if not isinstance(name, str) or not isinstance(figures, dict):
+            return False
+        for key in ("entries", "size_bytes", "age_seconds"):
+            value = figures.get(key)
+            if value is not None and (
+                not isinstance(value, int | float) or not math.isfinite(value)
+            ):
+                return False
+    return True
 
 
 def load_history(project: Project) -> tuple[list[dict[str, Any]], list[int]]:
@@ -224,7 +241,7 @@ def load_history(project: Project) -> tuple[list[dict[str, Any]], list[int]]:
         except ValueError:
             broken.append(number)
             continue
-        if isinstance(record, dict) and isinstance(record.get("files"), dict):
+        if _well_shaped(record):
             records.append(record)
         else:
             broken.append(number)

@@ -77,10 +77,11 @@ def install_clinerules(project: Project) -> Path:
         write_atomic(path, block, mode=0o644)
         return path
     current = target.read_text(encoding="utf-8") if target.exists() else ""
-    if _BEGIN in current and _END in current:
-        before, _, rest = current.partition(_BEGIN)
-        _, _, after = rest.partition(_END)
-        text = before + block.rstrip("\n") + after
+    start = current.find(_BEGIN)
+    end = current.find(_END, start) if start >= 0 else -1
+    if start >= 0 and end >= 0:
+        text = current[:start] + block.rstrip("\n") + current[end + len(_END) :]
+        text += "" if text.endswith("\n") else "\n"
     else:
         text = (
             current

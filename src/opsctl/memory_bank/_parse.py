@@ -127,7 +127,7 @@ def _read_timestamp(
     try:
         naive = datetime.strptime(stamp.strip(), TIMESTAMP_FORMAT)  # noqa: DTZ007 (zone below)
         return naive.replace(tzinfo=zone) if zone is not None else naive.astimezone()
-    except ValueError:
+    except (ValueError, OverflowError, OSError):
         findings.append(
             Finding(
                 line,

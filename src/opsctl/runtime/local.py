@@ -113,7 +113,9 @@ class LocalRuntime(Runtime):
         if session is None:
             return []
         leftovers = [
-            pid for pid, sid in _sessions().items() if sid == session and pid != os.getpid()
+            pid
+            for pid, sid in _sessions().items()
+            if sid == session and pid not in {session, os.getpid()} and not _is_zombie(pid)
         ]
         for pid in leftovers:
             with contextlib.suppress(ProcessLookupError):

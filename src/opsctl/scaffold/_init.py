@@ -68,6 +68,9 @@ def init_project(folder: Path, *, name: str | None = None) -> list[tuple[Path, s
 
     Returns ``(path, what was done)`` for each file: created, kept, or lines added.
     """
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,62}", name):
+        message = f"'{name}' is not a project name: letters, digits, spaces, '_', '.', '-'."
+        raise UsageError(message)
     folder.mkdir(parents=True, exist_ok=True)
     for file_name in ("opsctl.toml", ".env.example", ".gitignore"):
         if (folder / file_name).exists() and not (folder / file_name).is_file():

@@ -23,7 +23,7 @@ _DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 _SUNDAY_LATE = 7
 _CRON_FIELDS = 5
 _RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
-_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?$")
+_FIELD = re.compile(r"^(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?$")
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,9 @@ def scheduled_jobs(project: Project) -> list[Job]:
 def _opsctl() -> str:
     """The opsctl executable next to this interpreter, else the module form."""
     beside = Path(sys.executable).with_name("opsctl")
-    return str(beside) if beside.exists() else f"{sys.executable} -m opsctl"
+    if beside.exists():
+        return shlex.quote(str(beside))
+    return f"{shlex.quote(sys.executable)} -m opsctl"
 
 
 def render_cron(project: Project) -> str:
@@ -160,8 +162,10 @@ def _weekday(part: str) -> str:
         return _DAYS[int(part)]
     if re.fullmatch(r"[0-7]-[0-7]", part):
         first, last = (int(day) for day in part.split("-"))
+        if first == 0 and last == _SUNDAY_LATE:
+            return "Mon..Sun"
         if first == 0:
-            return "Sun" if last in {0, _SUNDAY_LATE} else f"Sun,Mon..{_DAYS[last]}"
+            return "Sun" if last == 0 else f"Sun,Mon..{_DAYS[last]}"
         if first <= last:
             return f"{_DAYS[first]}..{_DAYS[last]}"
     message = f"cron weekday {part!r} cannot be translated for systemd"
@@ -170,15 +174,33 @@ def _weekday(part: str) -> str:
 
 def _check_cron(job: Job) -> None:
     """Refuse what cron and systemd would read differently or not at all."""
-    for text, (low, high) in zip(job.schedule.split(), _RANGES, strict=True):
+    fields = job.schedule.split()
+    if len(fields) == _CRON_FIELDS and fields[2] != "*" and fields[4] != "*":
+        message = (
+            f"The {job.name} schedule {job.schedule!r} restricts both day of month and weekday."
+        )
+        hint = "cron runs on either, systemd only on both; restrict one of them."
+        raise ConfigError(message, hint=hint)
+    for text, (low, high) in zip(fields, _RANGES, strict=True):
         for part in text.split(","):
-            numbers = [int(n) for n in re.findall(r"\d+", part.partition("/")[0])]
-            if not _FIELD.match(part) or any(not low <= n <= high for n in numbers):
+            if not _FIELD.match(part) or not _in_range(part, low, high):
                 message = (
                     f"The {job.name} schedule {job.schedule!r} has an unsupported field {text!r}."
                 )
                 hint = "Use numbers in range, ranges a-b, lists a,b and steps */n."
                 raise ConfigError(message, hint=hint)
+
+
+def _in_range(part: str, low: int, high: int) -> bool:
+    """Numbers within the field's range, a range that runs forward, a step of at least 1
+    and at most the field's span.
+    """
+    base, _, step = part.partition("/")
+    numbers = [int(n) for n in re.findall(r"[0-9]+", base)]
+    backwards = len(numbers) > 1 and numbers[0] > numbers[-1]
+    if backwards or any(not low <= n <= high for n in numbers):
+        return False
+    return not step or 1 <= int(step) <= high
 
 
 def _unit_value(text: str) -> str:

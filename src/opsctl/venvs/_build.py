@@ -9,6 +9,7 @@ when it is installed, else venv and pip.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from opsctl.config import Project
 from opsctl.config._model import PythonEnvSection
-from opsctl.errors import ConfigError, OperationFailedError
+from opsctl.errors import BusyError, ConfigError, OperationFailedError
 
 logger = logging.getLogger(__name__)
 
@@ -117,18 +118,25 @@ def sync_environment(project: Project, service: str) -> tuple[Path, bool]:
     ):
         return target, False
 
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    shutil.rmtree(target, ignore_errors=True)
-    logger.info("Building the environment of %s in %s", service, target)
-    try:
-        _build(project, spec, target)
-    except OperationFailedError:
+    project.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, exist_ok=True)
+    with (folder / f".{service}.lock").open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            message = f"Another opsctl is building the environment of '{service}'."
+            raise BusyError(message, hint="Wait for it to finish, then try again.") from None
         shutil.rmtree(target, ignore_errors=True)
-        raise
-    _switch(link, target)
+        logger.info("Building the environment of %s in %s", service, target)
+        try:
+            _build(project, spec, target)
+        except OperationFailedError:
+            shutil.rmtree(target, ignore_errors=True)
+            raise
+        _switch(link, target)
     built = re.compile(rf"{re.escape(service)}-[0-9a-f]{{16}}")
     for old in folder.iterdir():
-        if old != target and built.fullmatch(old.name):
+        if old != target and built.fullmatch(old.name) and old.is_dir():
             shutil.rmtree(old, ignore_errors=True)
     return target, True
 
