@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -213,3 +214,23 @@ def test_exec_reports_a_signal_death_as_128_plus_the_signal(tmp_path: Path) -> N
     missing = run_cli("-c", str(config), "exec", "s", "--", "/no/such/tool")
     assert missing.exit_code == 1
     assert "Cannot run '/no/such/tool'" in missing.stderr
+
+
+def test_keys_set_keeps_a_byte_order_mark_and_refuses_a_folder(tmp_path: Path) -> None:
+    """A .env starting with a BOM is edited with the BOM kept; a .env folder is refused."""
+    config = write_project(tmp_path, '[keys.OPENAI_API_KEY]\nprovider = "openai"\n')
+    env = tmp_path / ".env"
+    env.write_bytes(b"\xef\xbb\xbfA=1\n")
+    value = "sk-" + "a" * 30
+    stdin = io.StringIO(value + "\n")
+    original, sys.stdin = sys.stdin, stdin
+    try:
+        assert run_cli("-c", str(config), "keys", "set", "OPENAI_API_KEY", "--stdin").exit_code == 0
+    finally:
+        sys.stdin = original
+    assert env.read_bytes() == b"\xef\xbb\xbfA=1\nOPENAI_API_KEY='" + value.encode() + b"'\n"
+
+    env.unlink()
+    env.mkdir()
+    assert run_cli("-c", str(config), "keys", "unset", "OPENAI_API_KEY").exit_code == 2
+    assert env.is_dir()

@@ -71,7 +71,7 @@ def set_key(path: Path, name: str, value: str) -> EnvWrite:
     _check_name(name)
     quoted = quote(value)
     with _locked(path) as target:
-        text = _read(target)
+        bom, text = _split_bom(_read(target))
         entries = _entries(target, text)
         positions = [index for index, (key, _) in enumerate(entries) if key == name]
         if positions:
@@ -87,7 +87,7 @@ def set_key(path: Path, name: str, value: str) -> EnvWrite:
             newline = _newline(text)
             joiner = "" if not text or text.endswith(("\n", "\r")) else newline
             entries.append((name, f"{joiner}{name}={quoted}{newline}"))
-        fixed = _write(target, "".join(raw for _, raw in entries))
+        fixed = _write(target, bom + "".join(raw for _, raw in entries))
     return EnvWrite(path=target, replaced=bool(positions), fixed_mode=fixed)
 
 
@@ -97,13 +97,13 @@ def unset_key(path: Path, name: str) -> EnvWrite:
     if not path.exists():
         return EnvWrite(path=path, replaced=False, fixed_mode=None)
     with _locked(path) as target:
-        text = _read(target)
+        bom, text = _split_bom(_read(target))
         entries = _entries(target, text)
         if all(key != name for key, _ in entries):
             return EnvWrite(path=target, replaced=False, fixed_mode=None)
         # The blank lines python-dotenv counted into a removed entry stay in the file.
         kept = [(key, raw if key != name else _leading_blank_lines(raw)) for key, raw in entries]
-        fixed = _write(target, "".join(raw for _, raw in kept))
+        fixed = _write(target, bom + "".join(raw for _, raw in kept))
     return EnvWrite(path=target, replaced=True, fixed_mode=fixed)
 
 
@@ -121,7 +121,14 @@ def _locked(path: Path) -> Iterator[Path]:
 
     A writer that waited may find the file replaced meanwhile: it then locks the new one.
     """
-    target = path.resolve()
+    try:
+        target = path.resolve()
+    except (OSError, RuntimeError) as error:
+        message = f"{path} cannot be resolved: {error}."
+        raise UsageError(message) from None
+    if target.exists() and not target.is_file():
+        message = f"{path} exists and is not a regular file; nothing was changed."
+        raise UsageError(message)
     target.parent.mkdir(parents=True, exist_ok=True)
     while True:
         descriptor = os.open(target, os.O_RDWR | os.O_CREAT, PRIVATE_MODE)
@@ -132,6 +139,11 @@ def _locked(path: Path) -> Iterator[Path]:
                 return
         finally:
             os.close(descriptor)
+
+
+def _split_bom(text: str) -> tuple[str, str]:
+    """A byte-order mark is kept, but kept out of python-dotenv's way."""
+    return ("\ufeff", text[1:]) if text.startswith("\ufeff") else ("", text)
 
 
 def _read(path: Path) -> str:

@@ -154,7 +154,7 @@ def _send(
     import httpx
 
     try:
-        response = client.request(
+        with client.stream(
             request.method,
             request.url,
             headers=request.headers,
@@ -162,13 +162,16 @@ def _send(
             auth=request.auth,
             json=request.json_body,
             timeout=timeout_seconds,
-        )
+        ) as response:
+            body = _read_capped(response)
     except httpx.TimeoutException:
         return Verdict("unreachable", f"no answer within {timeout_seconds:g} s")
     except httpx.HTTPError as error:
         return Verdict("unreachable", f"request failed: {type(error).__name__}")
     answer = Answer(
-        response.status_code, {k.lower(): v for k, v in response.headers.items()}, response.text
+        response.status_code,
+        {k.lower(): v for k, v in response.headers.items()},
+        body.decode(response.encoding or "utf-8", errors="replace"),
     )
     provider = PROVIDERS.get(state.provider)
     if provider is not None:
@@ -184,6 +187,21 @@ def _send(
         rate_limited=tuple(spec.rate_limited),
         expect_json=spec.expect_json,
     )
+
+
+_LARGEST_BODY_BYTES = 1 << 20
+
+
+def _read_capped(response: httpx.Response) -> bytes:
+    """The first MiB of the body: enough to judge any API's answer, and no more memory."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= _LARGEST_BODY_BYTES:
+            break
+    return b"".join(chunks)[:_LARGEST_BODY_BYTES]
 
 
 def _judge_redis(project: Project, state: KeyState, *, timeout_seconds: float) -> Verdict:

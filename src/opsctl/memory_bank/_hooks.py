@@ -45,7 +45,7 @@ def install_roomodes(project: Project) -> Path:
     if path.exists():
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError as error:
+        except (OSError, ValueError) as error:
             message = f"{path} is not valid JSON ({error}); fix it or move it away first."
             raise UsageError(message) from None
         if not isinstance(data, dict) or not isinstance(data.get("customModes", []), list):
@@ -76,7 +76,11 @@ def install_clinerules(project: Project) -> Path:
         path = target / "opsctl-memory-bank.md"
         write_atomic(path, block, mode=0o644)
         return path
-    current = target.read_text(encoding="utf-8") if target.exists() else ""
+    try:
+        current = target.read_text(encoding="utf-8") if target.exists() else ""
+    except (OSError, UnicodeDecodeError) as error:
+        message = f"{target} cannot be read as UTF-8 text ({error}); fix it or move it away first."
+        raise UsageError(message) from None
     start = current.find(_BEGIN)
     end = current.find(_END, start) if start >= 0 else -1
     if start >= 0 and end >= 0:
