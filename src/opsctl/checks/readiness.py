@@ -325,16 +325,13 @@ def _online_key_checks(project: Project) -> list[Check]:
 
         def probe(timeout: float, state: KeyState = state) -> Outcome:
             from opsctl.clients import http_client
-            from opsctl.keys._verify import judge_key
+            from opsctl.keys._verify import judge_key, verdict_status
 
             with http_client() as client:
                 verdict = judge_key(project, state, client, timeout_seconds=timeout)
             if verdict.status == "missing" and not state.section.required:
                 return Outcome("skip", verdict.detail)
-            status = {"valid": "pass", "rate-limited": "warn", "skipped": "skip"}.get(
-                verdict.status, "fail"
-            )
-            return Outcome(status, f"{verdict.status}: {verdict.detail}")  # type: ignore[arg-type]
+            return Outcome(verdict_status(verdict), f"{verdict.status}: {verdict.detail}")
 
         check = _check("keys", f"key {state.name}", state.provider, probe)
         checks.append(dataclasses.replace(check, timeout_seconds=state.section.timeout_seconds))

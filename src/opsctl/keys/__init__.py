@@ -3,7 +3,7 @@ checked for shape and verified live, and written to ``.env`` safely.
 """
 
 from opsctl.keys._dotenv import EnvWrite, quote, set_key, unset_key
-from opsctl.keys._formats import KEY_FORMATS, format_matches
+from opsctl.keys._formats import KEY_FORMATS
 from opsctl.keys._providers import (
     PROVIDERS,
     Answer,
@@ -24,7 +24,6 @@ __all__ = [
     "KeyState",
     "Provider",
     "Verdict",
-    "format_matches",
     "judge_by_status",
     "key_states",
     "known_providers",

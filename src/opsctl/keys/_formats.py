@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 KEY_FORMATS: dict[str, str] = {
     "slack_bot": r"xoxb-[0-9]+-[0-9]+-[A-Za-z0-9]+",
     "slack_webhook": r"https://hooks\.slack\.com/services/[A-Z0-9]+/[A-Z0-9]+/[A-Za-z0-9]+",
@@ -16,13 +14,3 @@ KEY_FORMATS: dict[str, str] = {
     "alpaca_secret": r"[A-Za-z0-9/+]{30,64}",
     "redis": r"\S+",
 }
-
-
-def format_matches(provider: str, value: str) -> bool | None:
-    """Tell whether ``value`` has the shape of ``provider``'s keys; ``None`` for a provider
-    whose shape opsctl does not know.
-    """
-    pattern = KEY_FORMATS.get(provider)
-    if pattern is None:
-        return None
-    return re.fullmatch(pattern, value) is not None

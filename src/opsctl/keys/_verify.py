@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from opsctl._files import write_atomic
 from opsctl.checks import Check, Outcome, run_checks
+from opsctl.checks._result import Status
 from opsctl.config import Project
 from opsctl.keys._providers import PROVIDERS, Answer, Request, Verdict, judge_by_status
 from opsctl.keys._state import KeyState
@@ -19,7 +20,12 @@ from opsctl.keys._state import KeyState
 if TYPE_CHECKING:
     import httpx
 
-_OUTCOME = {"valid": "pass", "rate-limited": "warn", "skipped": "skip"}
+_OUTCOME: dict[str, Status] = {"valid": "pass", "rate-limited": "warn", "skipped": "skip"}
+
+
+def verdict_status(verdict: Verdict) -> Status:
+    """The check status a key's verdict amounts to: valid passes, a rate limit warns."""
+    return _OUTCOME.get(verdict.status, "fail")
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,7 @@ def _check(
     def probe(timeout_seconds: float) -> Outcome:
         verdict = judge_key(project, state, client, timeout_seconds=timeout_seconds)
         verdicts[state.name] = verdict
-        return Outcome(_OUTCOME.get(verdict.status, "fail"), verdict.detail)  # type: ignore[arg-type]
+        return Outcome(verdict_status(verdict), verdict.detail)
 
     return Check(
         name=state.name,

@@ -83,13 +83,6 @@ class Runtime(abc.ABC):
         """
         return []
 
-    def service_environment(self, service: str) -> dict[str, str]:
-        """The environment a service's programs get: its launch spec's, over ours."""
-        from opsctl.runtime._render import program_spec
-
-        spec = program_spec(self.project, service)
-        return dict(spec["environment"])
-
     @property
     def daemon(self) -> bool:
         """Whether supervisord forks into the background (it does not as a container's PID 1)."""
@@ -97,7 +90,9 @@ class Runtime(abc.ABC):
 
     def client(self, *, timeout_seconds: float = 10.0) -> SupervisorClient:
         """Return a client for this runtime's supervisord."""
-        return SupervisorClient(self.paths.socket_file, timeout_seconds=timeout_seconds)
+        from opsctl.clients import supervisor_client
+
+        return supervisor_client(self.paths.socket_file, timeout_seconds=timeout_seconds)
 
     def supervisor_running(self) -> bool:
         """Tell whether supervisord answers on its socket."""
