@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+if [ "${1:-}" = "--dev" ]; then
+    # The tests run a real Pushgateway and restic.
+    command -v prometheus-pushgateway >/dev/null 2>&1 || need_apt+=(prometheus-pushgateway)
+    command -v restic >/dev/null 2>&1 || need_apt+=(restic)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

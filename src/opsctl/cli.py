@@ -70,6 +70,30 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "Run every health check; exit 0 healthy, 3 degraded, 1 unhealthy.",
         "Health",
     ),
+    "monitor": (
+        "opsctl.commands.monitor",
+        "app",
+        "Watch the stack: checks, resources, heartbeats, alerts and /metrics.",
+        "Health",
+    ),
+    "notify": (
+        "opsctl.commands.notify",
+        "app",
+        "Send notifications: a test message, the queue of undelivered ones.",
+        "Health",
+    ),
+    "backup": (
+        "opsctl.commands.backup",
+        "app",
+        "Back up, list, verify, restore and prune backups of files and Redis.",
+        "Backup",
+    ),
+    "gpu": (
+        "opsctl.commands.gpu",
+        "app",
+        "Show, check, clean up and tune the GPUs and the frameworks using them.",
+        "GPU",
+    ),
     "init": (
         "opsctl.commands.init",
         "init",

@@ -298,6 +298,14 @@ class GpuSection(Section):
     policy: GpuPolicySection = Field(default_factory=GpuPolicySection)
 
 
+class RedisSection(Section):
+    """The stack's own Redis, shared by the agent SDK, the monitor and backups."""
+
+    url: str | None = None
+    service: str | None = None
+    password: SecretStr | None = None
+
+
 class MemoryBankSection(Section):
     path: str = "memory-bank"
     profile: Literal["roo", "cline", "custom"] = "roo"
@@ -335,4 +343,5 @@ class Config(Section):
         default_factory=dict
     )
     gpu: GpuSection = Field(default_factory=GpuSection)
+    redis: RedisSection = Field(default_factory=RedisSection)
     memory_bank: MemoryBankSection = Field(default_factory=MemoryBankSection)

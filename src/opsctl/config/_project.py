@@ -5,8 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from opsctl.config._model import Config, ServiceSection
+
+
+class RedisTarget(NamedTuple):
+    """Where the stack's Redis answers, and the password to use (``None``: none)."""
+
+    url: str
+    password: str | None
 
 
 @dataclass(frozen=True)
@@ -45,3 +53,36 @@ class Project:
             known = ", ".join(sorted(self.config.services)) or "none"
             message = f"No service named '{name}' in {self.config_path} (services: {known})."
             raise UsageError(message) from None
+
+    def redis(self) -> RedisTarget | None:
+        """The stack's own Redis: ``[redis].url``, else the port of ``[redis].service``,
+        else the service named ``redis``, else the only service with a redis health check.
+        ``None`` when the project has none.
+        """
+        section = self.config.redis
+        password = section.password.get_secret_value() if section.password else None
+        if section.url:
+            return RedisTarget(section.url, password)
+        name = section.service
+        if name is None:
+            candidates = [
+                service_name
+                for service_name, service in self.services.items()
+                if any(check.kind == "redis" for check in service.health)
+            ]
+            if "redis" in self.services:
+                name = "redis"
+            elif len(candidates) == 1:
+                name = candidates[0]
+        if name is None or name not in self.services:
+            return None
+        service = self.services[name]
+        for check in service.health:
+            if check.kind == "redis" and (check.url or check.password):
+                check_password = check.password.get_secret_value() if check.password else None
+                if check.url:
+                    return RedisTarget(check.url, password or check_password)
+                password = password or check_password
+        if service.port is None:
+            return None
+        return RedisTarget(f"redis://127.0.0.1:{service.port}/0", password)

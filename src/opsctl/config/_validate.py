@@ -30,6 +30,8 @@ def check_consistency(
         problems += _check_health_ports(name, service)
     problems += _check_keys(config)
     problems += _check_stop_timeout(config)
+    if config.redis.service is not None and config.redis.service not in config.services:
+        problems.append((("redis", "service"), f"names no service: '{config.redis.service}'"))
     return problems
 
 
