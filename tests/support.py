@@ -7,11 +7,13 @@ import io
 import os
 import signal
 import socket
+import subprocess
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from opsctl.cli import main
 
@@ -102,3 +104,66 @@ def kill_supervisord(state_dir: Path) -> None:
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
+
+
+@dataclass
+class RedisServer:
+    """A real redis-server on a free loopback port, its data in a folder of the test's."""
+
+    port: int
+    directory: Path
+    password: str | None
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> Any:
+        import redis
+
+        return redis.Redis(port=self.port, password=self.password, socket_timeout=5)
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL) and wait for it."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def start_redis(
+    directory: Path,
+    *,
+    port: int | None = None,
+    password: str | None = None,
+    extra: Sequence[str] = (),
+) -> RedisServer:
+    """Start redis-server on 127.0.0.1 (never 6379) with its files in ``directory`` and
+    wait until it answers PING. The caller stops it (``server.stop()``).
+    """
+    import redis
+
+    directory.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory)]
+    argv += ["--save", "", "--appendonly", "no", "--logfile", str(directory / "redis.log")]
+    if password:
+        argv += ["--requirepass", password]
+    process = subprocess.Popen([*argv, *extra], stdout=subprocess.DEVNULL)
+    server = RedisServer(port, directory, password, process)
+
+    def answers() -> bool:
+        try:
+            return bool(server.client().ping())
+        except redis.RedisError:
+            return process.poll() is not None  # ended: stop waiting, raise below
+
+    wait_for(answers, timeout_seconds=15, message=f"redis-server on port {port}")
+    if process.poll() is not None:
+        message = f"redis-server exited with {process.returncode}; see {directory / 'redis.log'}"
+        raise RuntimeError(message)
+    return server
