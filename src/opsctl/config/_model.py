@@ -9,7 +9,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictInt, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,62}$"
 Port = Annotated[StrictInt, Field(ge=1, le=65535)]
@@ -213,6 +221,32 @@ class DiskThresholds(Section):
     fail_free_percent: Percent = 5.0
 
 
+class Threshold(Section):
+    """Levels of one figure where higher is worse; an omitted level is not alerted on."""
+
+    warn: Annotated[float, Field(ge=0)] | None = None
+    critical: Annotated[float, Field(ge=0)] | None = None
+
+    @model_validator(mode="after")
+    def _warn_below_critical(self) -> Threshold:
+        if self.warn is not None and self.critical is not None and self.warn >= self.critical:
+            message = f"warn ({self.warn:g}) must be below critical ({self.critical:g})"
+            raise ValueError(message)
+        return self
+
+
+class MonitoringThresholds(Section):
+    """Alert levels per figure; disk space uses ``[monitoring.disk]``, shared with health."""
+
+    memory_used_percent: Threshold = Threshold(warn=90, critical=97)
+    load_per_cpu: Threshold = Threshold(warn=2, critical=4)
+    redis_memory_percent: Threshold = Threshold(warn=80, critical=95)
+    backup_age_hours: Threshold | None = None  # None: backup.max_age_hours, critical twice it
+    heartbeat_age_seconds: Threshold = Threshold(warn=60, critical=300)
+    gpu_memory_percent: Threshold = Threshold(warn=90, critical=97)
+    gpu_temperature_celsius: Threshold = Threshold(warn=85, critical=95)
+
+
 class MonitoringSection(Section):
     interval_seconds: PositiveSeconds = 15.0
     metrics_host: str = "127.0.0.1"
@@ -220,23 +254,59 @@ class MonitoringSection(Section):
     pushgateway_url: str | None = None
     textfile_dir: str | None = None
     disk: DiskThresholds = Field(default_factory=DiskThresholds)
+    thresholds: MonitoringThresholds = Field(default_factory=MonitoringThresholds)
+    fire_after: Annotated[int, Field(ge=1, le=1000)] = 2
+    resolve_after: Annotated[int, Field(ge=1, le=1000)] = 2
+    repeat_interval_seconds: Annotated[float, Field(ge=0, le=7 * 86400)] = 3600.0
+    flap_window: Annotated[int, Field(ge=2, le=1000)] = 20
+    flap_changes: Annotated[int, Field(ge=2, le=1000)] = 6
+    history_retention_days: Annotated[float, Field(gt=0, le=3650)] = 14.0
+
+    @model_validator(mode="after")
+    def _flap_changes_fit_window(self) -> MonitoringSection:
+        if self.flap_changes >= self.flap_window:
+            message = (
+                f"flap_changes ({self.flap_changes}) must be below flap_window "
+                f"({self.flap_window}): at most {self.flap_window - 1} changes fit in it"
+            )
+            raise ValueError(message)
+        return self
 
 
 class NotifySection(Section):
-    slack_webhook_url_env: str = "SLACK_WEBHOOK_URL"
-    slack_bot_token_env: str = "SLACK_BOT_TOKEN"  # noqa: S105 (a variable name)
+    slack_webhook_url_env: EnvName = "SLACK_WEBHOOK_URL"
+    slack_bot_token_env: EnvName = "SLACK_BOT_TOKEN"  # noqa: S105 (a variable name)
     slack_channel: str | None = None
+    slack_api_url: Annotated[str, Field(pattern=r"^https?://[^/\s]+")] = "https://slack.com/api/"
     on_success: bool = False
+    timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 4
+    backoff_seconds: Annotated[float, Field(gt=0, le=300)] = 1.0
+    retry_cap_seconds: Annotated[float, Field(ge=0, le=3600)] = 30.0
+    max_total_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    queue_max: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
 
 
 class RetentionSection(Section):
-    keep_last: Annotated[int, Field(ge=0)] | None = None
-    hourly: Annotated[int, Field(ge=0)] | None = None
-    daily: Annotated[int, Field(ge=0)] | None = None
-    weekly: Annotated[int, Field(ge=0)] | None = None
-    monthly: Annotated[int, Field(ge=0)] | None = None
-    yearly: Annotated[int, Field(ge=0)] | None = None
+    """restic ``forget`` rules; counts of 0 are off, negative ones are errors (no "unlimited")."""
+
+    keep_last: Annotated[StrictInt, Field(ge=0)] | None = None
+    hourly: Annotated[StrictInt, Field(ge=0)] | None = None
+    daily: Annotated[StrictInt, Field(ge=0)] | None = None
+    weekly: Annotated[StrictInt, Field(ge=0)] | None = None
+    monthly: Annotated[StrictInt, Field(ge=0)] | None = None
+    yearly: Annotated[StrictInt, Field(ge=0)] | None = None
     within: str | None = None
+
+    @field_validator("within")
+    @classmethod
+    def _within_is_a_duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            # Imported here: the parser lives with the rules, and config loads before backup.
+            from opsctl.backup._retention import parse_duration
+
+            parse_duration(value)
+        return value
 
 
 class BackupSection(Section):
@@ -287,9 +357,27 @@ class KeySection(Section):
 
 
 class GpuPolicySection(Section):
+    """Percentages of a device's memory in use at which ``gpu cleanup`` and the monitor
+    warn, ask components to free caches (soft), and restart the biggest holder (hard).
+    """
+
     warn_percent: Percent = 80.0
     soft_percent: Percent = 90.0
     hard_percent: Percent = 97.0
+    # The monitor applies the policy by itself (soft: ask components; hard: restart the
+    # biggest holder); false leaves cleanup to `opsctl gpu cleanup`.
+    automatic: bool = True
+    automatic_every_seconds: PositiveSeconds = 60.0
+
+    @model_validator(mode="after")
+    def _rising(self) -> GpuPolicySection:
+        if not self.warn_percent <= self.soft_percent <= self.hard_percent:
+            message = (
+                "thresholds must rise: warn_percent <= soft_percent <= hard_percent, got "
+                f"{self.warn_percent:g}, {self.soft_percent:g}, {self.hard_percent:g}"
+            )
+            raise ValueError(message)
+        return self
 
 
 class GpuSection(Section):
