@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 if [ "${1:-}" = "--dev" ]; then
-    # The tests run a real Pushgateway and restic.
+    # The tests run a real Pushgateway and restic, and check rendered rules with promtool.
     command -v prometheus-pushgateway >/dev/null 2>&1 || need_apt+=(prometheus-pushgateway)
+    command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
     command -v restic >/dev/null 2>&1 || need_apt+=(restic)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -17,11 +18,18 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     echo "Installing ${need_apt[*]} with apt-get" >&2
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
     # Debian starts its own redis-server on 6379; opsctl runs its own on the configured port.
     if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet redis-server 2>/dev/null; then
         $sudo systemctl disable --now redis-server >/dev/null 2>&1 || true
     fi
+    # Only promtool is wanted from Debian's prometheus: its daemons would listen on every
+    # address (9090, 9091; tests start their own Pushgateway on loopback).
+    for unit in prometheus prometheus-node-exporter prometheus-pushgateway; do
+        if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$unit" 2>/dev/null; then
+            $sudo systemctl disable --now "$unit" >/dev/null 2>&1 || true
+        fi
+    done
 fi
 
 python=${PYTHON:-python3}

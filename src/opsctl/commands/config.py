@@ -32,6 +32,12 @@ class RenderTarget(StrEnum):
     compose = "compose"
     cron = "cron"
     systemd = "systemd"
+    prometheus = "prometheus"
+    alerts = "alerts"
+    grafana = "grafana"
+
+
+_MONITORING_TARGETS = {RenderTarget.prometheus, RenderTarget.alerts, RenderTarget.grafana}
 
 
 @app.command()
@@ -68,7 +74,8 @@ def render(
 ) -> None:
     """Render a generated artefact from the configuration: supervisord.conf as opsctl uses
     it, the equivalent compose file, or the scheduled jobs for cron or systemd (with -o, a
-    folder for the systemd units).
+    folder for the systemd units); for monitoring, the Prometheus scrape config
+    (prometheus), its alerting rules (alerts) or a Grafana dashboard (grafana).
     """
     from opsctl._files import write_atomic
 
@@ -89,6 +96,15 @@ def render(
 def _render_text(project: Project, target: RenderTarget) -> str:
     from opsctl.runtime import get_runtime, render_supervisord_conf
 
+    if target in _MONITORING_TARGETS:
+        from opsctl.metrics._render import render_alerts, render_grafana, render_prometheus
+
+        renderers = {
+            RenderTarget.prometheus: render_prometheus,
+            RenderTarget.alerts: render_alerts,
+            RenderTarget.grafana: render_grafana,
+        }
+        return renderers[target](project).rstrip("\n")
     if target is RenderTarget.compose:
         from opsctl.runtime import Stack
         from opsctl.runtime._compose import render_compose

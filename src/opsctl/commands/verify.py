@@ -12,6 +12,8 @@ from opsctl.commands._common import JSON_HELP, console, load_runtime, plain, pri
 
 if TYPE_CHECKING:
     from opsctl.checks import Report
+    from opsctl.config import Project
+    from opsctl.errors import ExitCode
 
 _STATUS_STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
 
@@ -51,11 +53,30 @@ def verify(
     output_format: Annotated[
         OutputFormat, typer.Option("--format", help="table, or tap for TAP version 13.")
     ] = (OutputFormat.table),
+    push_gateway: Annotated[
+        str | None,
+        typer.Option(
+            "--push-gateway",
+            metavar="URL",
+            help="Push opsctl_verify_* to this Pushgateway (default: monitoring.pushgateway_url).",
+        ),
+    ] = None,
+    textfile: Annotated[
+        Path | None,
+        typer.Option(
+            "--textfile",
+            metavar="DIR",
+            help="Write opsctl_verify_* to DIR/opsctl_verify.prom for node_exporter "
+            "(default: monitoring.textfile_dir).",
+        ),
+    ] = None,
 ) -> None:
     """Check that the stack is ready to run: config, files, keys, ports, disk, backup, GPU,
     memory bank, and every [[verify.checks]] entry, concurrently, each within its timeout.
+    With a Pushgateway or a textfile folder, the verdict is also published as metrics.
 
-    Exits 0 when ready, 1 when a check failed, 3 with --strict when only warnings.
+    Exits 0 when ready, 1 when a check failed (or publishing the metrics failed), 3 with
+    --strict when only warnings.
     """
     from opsctl._files import write_atomic
     from opsctl.checks.formats import to_junit, to_tap
@@ -63,6 +84,7 @@ def verify(
 
     runtime = load_runtime(ctx)
     strict = strict or runtime.project.config.verify.strict
+    targets = _metric_targets(runtime.project, push_gateway, textfile)
     report = run_verify(runtime.project, runtime, only=only or [], skip=skip or [], online=online)
     if junit is not None:
         write_atomic(junit, to_junit(report, strict=strict), mode=0o644)
@@ -74,7 +96,55 @@ def verify(
         sys.stdout.write(to_tap(report, strict=strict))
     else:
         render_verify_report(report, problems_only=quiet(ctx))
-    raise typer.Exit(int(verify_exit_code(report, strict=strict)))
+    code = verify_exit_code(report, strict=strict)
+    if targets is not None:
+        code = _publish_metrics(report, targets, code)
+    raise typer.Exit(int(code))
+
+
+def _metric_targets(
+    project: Project, push_gateway: str | None, textfile: Path | None
+) -> tuple[str | None, Path | None] | None:
+    """Where to publish the verdict: the options, else [monitoring]; None when nowhere.
+    A malformed URL is refused here, before any check runs.
+    """
+    from opsctl.metrics._publish import validate_gateway_url
+
+    monitoring = project.config.monitoring
+    url = push_gateway or monitoring.pushgateway_url or None
+    folder = textfile
+    if folder is None and monitoring.textfile_dir:
+        folder = project.root / monitoring.textfile_dir
+    if url is None and folder is None:
+        return None
+    if url is not None:
+        validate_gateway_url(url)
+    return url, folder
+
+
+def _publish_metrics(
+    report: Report, targets: tuple[str | None, Path | None], code: ExitCode
+) -> ExitCode:
+    """Publish the verdict; a failure is reported on stderr and turns success into exit 1
+    (a failed verify keeps its own code).
+    """
+    from opsctl.checks import utc_now
+    from opsctl.errors import ExitCode, OperationFailedError
+    from opsctl.metrics import publish
+    from opsctl.metrics._batch import verify_registry
+
+    registry = verify_registry(report, finished_at=utc_now())
+    try:
+        publish(registry, job="verify", push_gateway=targets[0], textfile_dir=targets[1])
+    except OperationFailedError as error:
+        if code is ExitCode.OK:
+            raise
+        import sys
+
+        from opsctl import secrets
+
+        sys.stderr.write(f"error: {secrets.scrub(error.message)}\n")
+    return code
 
 
 def render_verify_report(report: Report, *, problems_only: bool) -> None:
