@@ -10,6 +10,7 @@ import typer
 from opsctl.commands._common import JSON_HELP, console, load_runtime, plain, print_json, quiet
 
 if TYPE_CHECKING:
+    from opsctl.agent import ComponentReport
     from opsctl.runtime import Runtime, ServiceOutcome, ServiceStatus
 
 logger = logging.getLogger(__name__)
@@ -24,6 +25,10 @@ _ACTION_STYLES = {
     "skipped": "yellow",
 }
 _HEALTH_STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red"}
+_COMPONENT_STYLES = {"ok": "green", "degraded": "yellow", "failing": "bold red"}
+# A component report older than this is marked stale when [monitoring] sets no warning age.
+_STALE_AFTER_SECONDS = 60.0
+_COMPONENTS_TIMEOUT_SECONDS = 3.0
 
 ServicesArgument = Annotated[
     list[str] | None,
@@ -96,17 +101,28 @@ def restart(
 
 
 def status(ctx: typer.Context, json: JsonOption = False) -> None:
-    """Show each service's state, pid, uptime, port and health.
+    """Show each service's state, pid, uptime, port and health, then what the components
+    that embed opsctl's agent last reported to the stack's Redis.
 
     Exits 0 whenever the state could be read; `opsctl health` is the command that judges.
+    A Redis that cannot be read is said in one line; the services are still shown.
     """
     from opsctl.runtime import Stack
 
-    rows = Stack(load_runtime(ctx, lenient=True)).status()
+    runtime = load_runtime(ctx, lenient=True)
+    rows = Stack(runtime).status()
+    components, components_error = _read_components(runtime)
     if json:
-        print_json({"services": [_status_dict(row) for row in rows]})
+        print_json(
+            {
+                "services": [_status_dict(row) for row in rows],
+                "components": [report.to_dict() for report in components],
+                "components_error": components_error,
+            }
+        )
         return
     _render_status(rows, problems_only=quiet(ctx))
+    _render_components(components, components_error, problems_only=quiet(ctx))
 
 
 def logs(
@@ -262,4 +278,58 @@ def _render_status(rows: list[ServiceStatus], *, problems_only: bool) -> None:
             plain(row.detail),
         )
     if table.row_count:
+        console().print(table)
+
+
+def _read_components(runtime: Runtime) -> tuple[list[ComponentReport], str | None]:
+    """Return the components' reports, or none and why they could not be read."""
+    from opsctl.agent import read_components
+    from opsctl.errors import OperationFailedError
+
+    project = runtime.project
+    target = project.redis()
+    if target is None:
+        return [], None
+    threshold = project.config.monitoring.thresholds.heartbeat_age_seconds.warn
+    try:
+        reports = read_components(
+            target,
+            project.name,
+            stale_after_seconds=threshold or _STALE_AFTER_SECONDS,
+            timeout_seconds=_COMPONENTS_TIMEOUT_SECONDS,
+        )
+    except OperationFailedError as error:
+        return [], error.message
+    return reports, None
+
+
+def _render_components(
+    reports: list[ComponentReport], error: str | None, *, problems_only: bool
+) -> None:
+    from rich.table import Table
+
+    from opsctl.checks.health import format_duration
+
+    if error is not None:
+        logger.warning("%s", error)
+        return
+    table = Table(show_edge=False, pad_edge=False, box=None)
+    for column in ("COMPONENT", "PID", "HOST", "STATUS", "LAST SEEN", "GAUGES", "DETAIL"):
+        table.add_column(column)
+    for report in reports:
+        if problems_only and report.status == "ok" and not report.stale:
+            continue
+        status = f"{report.status} (stale)" if report.stale else report.status
+        style = "yellow" if report.stale else _COMPONENT_STYLES.get(report.status, "")
+        table.add_row(
+            plain(report.component),
+            str(report.pid) if report.pid else "-",
+            plain(report.host or "-"),
+            f"[{style}]{plain(status)}[/]",
+            format_duration(report.age_seconds) + " ago",
+            plain(", ".join(f"{name}={value:g}" for name, value in sorted(report.gauges.items()))),
+            plain(report.detail),
+        )
+    if table.row_count:
+        console().print()
         console().print(table)

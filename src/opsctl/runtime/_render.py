@@ -155,14 +155,18 @@ def _program(
 def program_spec(project: Project, name: str) -> dict[str, Any]:
     """Return the launch spec of service ``name``: argv, working directory, environment.
 
-    The environment is the ``.env`` file's variables (the process environment wins where
-    both set one) overlaid by the service's own ``environment`` table, then, for a service
-    with a Python environment, ``VIRTUAL_ENV`` and its ``bin`` first on ``PATH``.
+    The environment is what an embedded :class:`opsctl.agent.Agent` needs (project name,
+    Redis URL and password), overlaid by the ``.env`` file's variables (the process
+    environment wins where both set one), then by the service's own ``environment`` table,
+    then, for a service with a Python environment, ``VIRTUAL_ENV`` and its ``bin`` first on
+    ``PATH``. The spec file is 0600: the Redis password never reaches supervisord.conf.
     """
+    from opsctl.agent import agent_environment
     from opsctl.venvs import service_environment_variables
 
     service = project.service(name)
-    environment = {key: project.environ[key] for key in project.dotenv}
+    environment = agent_environment(project)
+    environment.update({key: project.environ[key] for key in project.dotenv})
     environment.update(service.environment)
     environment.update(service_environment_variables(project, name))
     directory: Path = project.root / (service.directory or ".")
