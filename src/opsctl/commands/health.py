@@ -6,7 +6,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from opsctl.commands._common import JSON_HELP, console, load_runtime, plain, print_json, quiet
+from opsctl.commands._common import (
+    JSON_HELP,
+    console,
+    load_project,
+    load_runtime,
+    plain,
+    print_json,
+    quiet,
+)
 
 if TYPE_CHECKING:
     from opsctl.checks import Report
@@ -22,16 +30,31 @@ def health(
         typer.Argument(help="Check only these services; all, plus the host, when none."),
     ] = None,
     json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+    history: Annotated[
+        bool,
+        typer.Option(
+            "--history", help="Show what the monitor recorded (transitions, uptime) instead."
+        ),
+    ] = False,
+    since: Annotated[
+        str, typer.Option("--since", help="With --history: how far back (30m, 24h, 7d).")
+    ] = "24h",
 ) -> None:
     """Run every health check concurrently, each within its own deadline.
 
     Per service: its process state (a program that keeps crashing is reported as
     crash-looping whatever supervisord shows), then its declared checks (a TCP check of
     its port when it declares none). Then the host's free disk space. Exits 0 when healthy,
-    3 when only warnings, 1 when anything failed.
+    3 when only warnings, 1 when anything failed. With --history, runs nothing: shows the
+    alert and check transitions `opsctl monitor` recorded and each check's uptime (exit 0).
     """
     from opsctl.checks.health import run_health
 
+    if history:
+        from opsctl.commands.monitor import show_history
+
+        show_history(load_project(ctx, lenient=True), since=since, json=json, ctx=ctx)
+        raise typer.Exit(0)
     runtime = load_runtime(ctx, lenient=True)
     report = run_health(runtime.project, runtime, services=services or [])
     if json:
