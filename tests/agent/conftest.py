@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -64,3 +68,52 @@ def spawn_component(tmp_path: Path, target: RedisTarget) -> Iterator[SpawnCompon
     for process in started:
         process.kill()
         process.wait(timeout=10)
+
+
+@dataclass
+class GarbageServer:
+    """A TCP server on loopback that answers every read with the same bytes, whatever
+    was asked: a stand-in for something that is not Redis at the stack's Redis address.
+    """
+
+    reply: bytes
+    listener: socket.socket = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.listener.getsockname()[1]}/0"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return  # closed by the test
+            threading.Thread(target=self._answer, args=(connection,), daemon=True).start()
+
+    def _answer(self, connection: socket.socket) -> None:
+        with connection, contextlib.suppress(OSError):
+            while connection.recv(65536):
+                connection.sendall(self.reply)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def garbage_server() -> Iterator[Callable[[bytes], GarbageServer]]:
+    """Start servers answering fixed bytes to everything; closed after the test."""
+    started: list[GarbageServer] = []
+
+    def start(reply: bytes) -> GarbageServer:
+        server = GarbageServer(reply)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import socket
 
@@ -11,7 +12,7 @@ import pytest
 from opsctl.agent import Agent, ComponentReport, Reply, read_components, request
 from opsctl.config._project import RedisTarget
 from opsctl.errors import OperationFailedError
-from tests.agent.conftest import PROJECT, SpawnComponent
+from tests.agent.conftest import PASSWORD, PROJECT, SpawnComponent
 from tests.support import free_port, wait_for
 
 KIND = "gpu.free_caches"
@@ -156,6 +157,68 @@ def test_invalid_requests_raise_value_error(
     with pytest.raises(ValueError) as raised:
         request(target, PROJECT, kind, payload, timeout_seconds=1)  # type: ignore[arg-type]
     assert expected in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("timeout", "expected"),
+    [
+        (10**400, "timeout_seconds needs a finite number"),
+        (True, "timeout_seconds needs a number, not bool"),
+        (float("nan"), "timeout_seconds needs a finite number"),
+        (0, "timeout_seconds must be positive, not 0"),
+    ],
+    ids=["huge int", "bool", "nan", "zero"],
+)
+def test_invalid_request_timeouts_raise_value_error(
+    target: RedisTarget, timeout: object, expected: str
+) -> None:
+    """A timeout that is not a positive finite number is refused before anything is sent."""
+    with pytest.raises(ValueError) as raised:
+        request(target, PROJECT, KIND, {}, timeout_seconds=timeout)  # type: ignore[arg-type]
+    assert expected in str(raised.value)
+
+
+def test_a_handler_error_with_a_huge_message_is_cut_before_anything_reads_it(
+    target: RedisTarget, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 60 KB exception message is shortened before it is scrubbed, logged or sent: the
+    reply carries at most 500 characters, and a secret cut in half by the shortening does
+    not show.
+    """
+    import opsctl.secrets
+
+    scrubbed_lengths: list[int] = []
+    real_scrub = opsctl.secrets.scrub
+
+    def recording_scrub(text: str) -> str:
+        scrubbed_lengths.append(len(text))
+        return real_scrub(text)
+
+    monkeypatch.setattr(opsctl.secrets, "scrub", recording_scrub)
+    message = " " * 3990 + PASSWORD + "x" * 60_000
+
+    def fail(payload: dict[str, object]) -> dict[str, object]:
+        raise RuntimeError(message)
+
+    agent = Agent("local", url=target.url, password=target.password, project=PROJECT)
+    agent.on_request(KIND, fail)
+    agent.start(interval_seconds=0.2)
+    try:
+        wait_until_serving(target, 1)
+        with caplog.at_level(logging.WARNING, logger="opsctl.agent"):
+            [reply] = request(target, PROJECT, KIND, {}, timeout_seconds=10)
+    finally:
+        agent.stop()
+
+    assert reply.ok is False
+    assert reply.error is not None
+    assert reply.error.startswith("RuntimeError:")
+    assert len(reply.error) <= 500
+    assert PASSWORD[:6] not in reply.error
+    assert max(scrubbed_lengths) <= 5000
+    assert "Handler for request 'gpu.free_caches' failed" in caplog.text
+    assert len(caplog.text) < 5000
+    assert PASSWORD[:6] not in caplog.text
 
 
 def test_request_to_an_unreachable_redis_raises_operation_failed() -> None:

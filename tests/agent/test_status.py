@@ -10,11 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from opsctl.agent import Agent
 from opsctl.config import load_project
+from opsctl.config._project import RedisTarget
 from opsctl.runtime._render import program_spec
+from opsctl.secrets import mask
+from tests.agent.conftest import PASSWORD, PROJECT, GarbageServer
 from tests.agent.programs import STACK_COMPONENT
 from tests.runtime.conftest import StackProject
-from tests.support import free_port, kill_supervisord, wait_for, write_project
+from tests.support import RedisServer, free_port, kill_supervisord, wait_for, write_project
 
 SECRET = "stack-redis-secret-5150"
 REPORT_FIELDS = {
@@ -137,6 +141,89 @@ def test_status_says_in_one_line_when_redis_cannot_be_read(make_stack: MakeStack
     assert human.stderr.count("Cannot read component reports") == 1
     assert len(human.stderr.strip().splitlines()) == 1
     assert SECRET not in human.output
+
+
+def redis_toml(url: str) -> str:
+    return f"""
+        [project]
+        name = "{PROJECT}"
+
+        [redis]
+        url = "{url}"
+        password = "${{REDIS_PASSWORD}}"
+
+        [services.idle]
+        command = "sleep 100"
+    """
+
+
+def test_status_skips_malformed_component_records_and_still_shows_everything(
+    make_stack: MakeStack, redis_server: RedisServer, target: RedisTarget
+) -> None:
+    """A heartbeat stamped past year 9999 and a stray key of another type are skipped with
+    one warning; the services and the good component are shown and status exits 0.
+    """
+    stack = make_stack(redis_toml(target.url), env=f"REDIS_PASSWORD={PASSWORD}\n")
+    Agent("worker", url=target.url, password=PASSWORD, project=PROJECT).heartbeat()
+    client = redis_server.client()
+    client.hset(
+        f"opsctl:{PROJECT}:component:bad:1@h",
+        mapping={"pid": "1", "host": "h", "status": "ok", "last_seen": "99999999999999"},
+    )
+    client.set(f"opsctl:{PROJECT}:component:notahash", "x")
+
+    document = status_json(stack)
+    assert [row["name"] for row in document["services"]] == ["idle"]  # type: ignore[attr-defined]
+    assert [c["component"] for c in document["components"]] == ["worker"]  # type: ignore[attr-defined]
+    assert document["components_error"] is None
+
+    human = stack.cli("status")
+    assert human.exit_code == 0, human.output
+    assert human.stdout.splitlines()[1].startswith("idle ")
+    assert any(line.startswith("worker ") for line in human.stdout.splitlines())
+    [warning] = human.stderr.strip().splitlines()
+    assert warning.startswith("warning: Ignored 2 malformed component records")
+
+
+def test_status_with_a_server_answering_nonsense_says_so_in_one_line(
+    make_stack: MakeStack, garbage_server: Callable[[bytes], GarbageServer]
+) -> None:
+    """Something that is not Redis at the Redis address is reported like a Redis that is
+    down: services shown, exit 0, one line on stderr, never a crash.
+    """
+    server = garbage_server(b"*1\r\n$1\r\nx\r\n")
+    stack = make_stack(redis_toml(server.url), env=f"REDIS_PASSWORD={PASSWORD}\n")
+
+    document = status_json(stack)
+    assert document["components"] == []
+    error = document["components_error"]
+    assert isinstance(error, str)
+    assert error.startswith(f"Cannot read component reports: Redis at {server.url} ")
+
+    human = stack.cli("status")
+    assert human.exit_code == 0, human.output
+    assert "idle" in human.stdout
+    [line] = human.stderr.strip().splitlines()
+    assert line.startswith("warning: Cannot read component reports")
+
+
+def test_status_masks_the_redis_password_in_what_a_component_reported(
+    make_stack: MakeStack, target: RedisTarget
+) -> None:
+    """A component that puts the Redis password into its status detail does not get it
+    printed: the table and --json show it masked.
+    """
+    stack = make_stack(redis_toml(target.url), env=f"REDIS_PASSWORD={PASSWORD}\n")
+    agent = Agent("worker", url=target.url, password=PASSWORD, project=PROJECT)
+    agent.set_status("degraded", f"reloading {PASSWORD} model")
+
+    document = status_json(stack)
+    [component] = document["components"]  # type: ignore[misc]
+    assert component["detail"] == f"reloading {mask(PASSWORD)} model"
+    human = stack.cli("status")
+    assert human.exit_code == 0, human.output
+    assert f"reloading {mask(PASSWORD)} model" in human.stdout
+    assert PASSWORD not in human.output
 
 
 def test_status_without_a_stack_redis_lists_no_components(tmp_path: Path) -> None:

@@ -89,3 +89,10 @@ def test_unknown_service_is_a_config_error_naming_the_key(tmp_path: Path) -> Non
         target(tmp_path, toml)
     assert "redis.service" in str(caught.value)
     assert "nope" in str(caught.value)
+
+
+def test_redis_password_is_scrubbed_once_the_config_is_loaded(tmp_path: Path) -> None:
+    from opsctl.secrets import scrub
+
+    target(tmp_path, '[redis]\nurl = "redis://127.0.0.1:7011/0"\npassword = "plain-pw-7011"\n')
+    assert "plain-pw-7011" not in scrub("auth failed with plain-pw-7011")

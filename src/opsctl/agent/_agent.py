@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -64,13 +64,11 @@ class Agent:
         ttl_seconds: float = 30.0,
     ) -> None:
         self.component = _layout.validate_component(component)
-        if not (isinstance(ttl_seconds, int | float) and math.isfinite(ttl_seconds)):
-            message = f"ttl_seconds must be a finite number, not {ttl_seconds!r}."
-            raise ValueError(message)
+        ttl_seconds = _layout.finite_number(ttl_seconds, what="ttl_seconds")
         if ttl_seconds < 1:
-            message = f"ttl_seconds must be at least 1, not {ttl_seconds!r}."
+            message = f"ttl_seconds must be at least 1, not {ttl_seconds:g}."
             raise ValueError(message)
-        self.ttl_seconds = float(ttl_seconds)
+        self.ttl_seconds = ttl_seconds
         self._url, self._password, self.project = _layout.from_environment(
             os.environ, url=url, password=password, project=project
         )
@@ -132,12 +130,13 @@ class Agent:
             raise ValueError(message)
         with self._lock:
             self._status = status
-            self._detail = _layout.cut(" ".join(detail.split()))
+            self._detail = _layout.one_line(detail)
         self._publish_soon()
 
     def gauge(self, name: str, value: float) -> None:
         """Record a custom figure; it is published with the next heartbeat. Raises
-        :class:`ValueError` for a bad name or a value that is not a finite number.
+        :class:`ValueError` for a bad name or a value that is not a finite int or float
+        (a bool, or an int too large for a float, included).
         """
         name, number = _layout.validate_gauge(name, value)
         with self._lock:
@@ -166,9 +165,7 @@ class Agent:
         the agent. Starting a running agent does nothing. Raises :class:`ValueError` unless
         the interval is positive and shorter than the TTL.
         """
-        if not (isinstance(interval_seconds, int | float) and math.isfinite(interval_seconds)):
-            message = f"interval_seconds must be a finite number, not {interval_seconds!r}."
-            raise ValueError(message)
+        interval_seconds = _layout.finite_number(interval_seconds, what="interval_seconds")
         if not 0 < interval_seconds < self.ttl_seconds:
             message = (
                 f"interval_seconds ({interval_seconds:g}) must be above 0 and below "
@@ -177,7 +174,7 @@ class Agent:
             raise ValueError(message)
         with self._lifecycle:
             if self.enabled and not self._threads:
-                self._start_threads(float(interval_seconds))
+                self._start_threads(interval_seconds)
         return self
 
     def _start_threads(self, interval_seconds: float) -> None:
@@ -310,8 +307,10 @@ class Agent:
                     json.dumps(answer, allow_nan=False)
                     result = answer
             except Exception as raised:  # a failing handler is a failed reply
-                logger.warning("Handler for request '%s' failed", kind, exc_info=True)
                 error = _describe(raised)
+                logger.warning(
+                    "Handler for request '%s' failed\n%s", kind, _traceback(raised, error)
+                )
         return json.dumps(
             {
                 "component": self.component,
@@ -397,8 +396,20 @@ def _text(value: bytes | str) -> str:
 
 
 def _describe(error: BaseException) -> str:
-    """``Type: message``, secrets scrubbed and cut to a line: it goes to logs and Redis."""
-    from opsctl.secrets import scrub
+    """``Type: message`` on one line, secrets scrubbed, at most 500 characters: it goes to
+    logs and Redis. A message of megabytes is cut before anything else reads it.
+    """
+    name = type(error).__name__
+    try:
+        text = _layout.one_line(str(error))
+    except Exception:  # an exception whose message cannot be made
+        text = "(its message could not be read)"
+    return _layout.cut(f"{name}: {text}" if text else name)
 
-    text = " ".join(str(error).split())
-    return _layout.cut(scrub(f"{type(error).__name__}: {text}" if text else type(error).__name__))
+
+def _traceback(error: BaseException, described: str) -> str:
+    """The traceback of ``error`` with ``described`` as its last line in place of the full
+    message, which may be huge or hold secrets.
+    """
+    frames = "".join(traceback.format_tb(error.__traceback__))
+    return f"Traceback (most recent call last):\n{frames}{described}"

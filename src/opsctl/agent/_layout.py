@@ -36,6 +36,8 @@ _KIND = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _GAUGE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,63}")
 LONGEST_DETAIL = 500
 """Characters of a status detail or an error message kept in Redis; the rest is cut."""
+# How much of a text one_line() reads, in multiples of the length it returns.
+_WINDOW_FACTOR = 8
 
 
 def validate_component(name: object) -> str:
@@ -84,14 +86,25 @@ def validate_gauge(name: object, value: object) -> tuple[str, float]:
             "starting with a letter or '_'."
         )
         raise ValueError(message)
+    return name, finite_number(value, what=f"Gauge {name!r}")
+
+
+def finite_number(value: object, *, what: str) -> float:
+    """Return ``value`` as a float if it is an int or a float (not a bool) that is finite
+    and fits a float; else raise :class:`ValueError` naming ``what``.
+    """
     if isinstance(value, bool) or not isinstance(value, int | float):
-        message = f"Gauge {name!r} needs a number, not {type(value).__name__}."
+        message = f"{what} needs a number, not {type(value).__name__}."
         raise ValueError(message)
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        message = f"{what} needs a finite number, not an integer too large for a float."
+        raise ValueError(message) from None
     if not math.isfinite(number):
-        message = f"Gauge {name!r} needs a finite number, not {number!r}."
+        message = f"{what} needs a finite number, not {number!r}."
         raise ValueError(message)
-    return name, number
+    return number
 
 
 def this_host() -> str:
@@ -137,6 +150,24 @@ def reply_key(project: str, request_id: str) -> str:
 def cut(text: str, *, limit: int = LONGEST_DETAIL) -> str:
     """Return ``text`` cut to ``limit`` characters, marked with an ellipsis when cut."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def one_line(text: str, *, limit: int = LONGEST_DETAIL) -> str:
+    """Return ``text`` as one line fit to show: whitespace folded, known secrets masked,
+    cut to ``limit`` characters.
+
+    Only the first ``_WINDOW_FACTOR * limit`` characters are ever looked at, so a
+    message of megabytes costs no more than a short one.
+    """
+    from opsctl.secrets import scrub
+
+    window = _WINDOW_FACTOR * limit
+    line = scrub(" ".join(text[:window].split()))
+    if len(text) <= window:
+        return cut(line, limit=limit)
+    # The window may end inside a secret, which scrub cannot recognise in part: drop the
+    # window's last half, longer than any secret, before cutting.
+    return line[: min(limit - 1, max(0, len(line) - window // 2))] + "…"
 
 
 def agent_environment(project: Project) -> dict[str, str]:

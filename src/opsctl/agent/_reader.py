@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from opsctl.agent import _layout
+from opsctl.agent._records import MalformedRecordError, StoredComponent, parse_record
 
 if TYPE_CHECKING:
     import redis
@@ -21,6 +20,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _SCAN_BATCH = 200
+_LONGEST_PROBLEM = 300
 
 
 @dataclass(frozen=True)
@@ -60,30 +60,24 @@ class ComponentReport:
         }
 
 
-@dataclass(frozen=True)
-class RawComponent:
-    """One component hash as found, before it is judged stale or not."""
-
-    key: str
-    component: str
-    instance: str
-    fields: dict[str, str]
-
-
 def read_components(
     target: RedisTarget, project: str, *, stale_after_seconds: float, timeout_seconds: float = 5.0
 ) -> list[ComponentReport]:
     """Return the reports of ``project``'s components, sorted by name, host and pid.
 
     A process whose hash expired (no heartbeat within its TTL, or stopped) is absent; one
-    whose last heartbeat is older than ``stale_after_seconds`` is marked stale. Raises
-    :class:`~opsctl.errors.OperationFailedError` when Redis cannot be read.
+    whose last heartbeat is older than ``stale_after_seconds`` is marked stale. A record
+    no agent would have written (a field missing or out of range, text that is not UTF-8,
+    a key of another type) is left out and counted in one warning. Reported text comes
+    back on one line with known secrets masked. Raises
+    :class:`~opsctl.errors.OperationFailedError` when Redis cannot be read or answers
+    something that is not a Redis reply.
     """
     with redis_errors(target, "read component reports"):
         client = connect(target, timeout_seconds=timeout_seconds)
-        raw = scan_components(client, project)
+        stored = scan_components(client, project)
         now = server_time(client)
-    reports = [report for item in raw if (report := _report(item, now, stale_after_seconds))]
+    reports = [_report(item, now, stale_after_seconds) for item in stored]
     return sorted(reports, key=lambda r: (r.component, r.host or "", r.pid or 0, r.instance))
 
 
@@ -96,43 +90,57 @@ def connect(target: RedisTarget, *, timeout_seconds: float) -> redis.Redis:
 
 @contextmanager
 def redis_errors(target: RedisTarget, action: str) -> Iterator[None]:
-    """Turn a Redis failure into an :class:`~opsctl.errors.OperationFailedError` that names
-    the server (password masked) and the action.
+    """Turn a Redis failure, or a reply the client cannot make sense of, into an
+    :class:`~opsctl.errors.OperationFailedError` that names the server (password masked)
+    and the action.
     """
     import redis
 
     from opsctl.errors import OperationFailedError
-    from opsctl.secrets import mask_url, register, scrub
+    from opsctl.secrets import mask_url, register
 
     register(target.password)
     try:
         yield
     except (redis.RedisError, OSError) as error:
-        message = f"Cannot {action}: Redis at {mask_url(target.url)} failed: {scrub(str(error))}"
-        raise OperationFailedError(
-            message, hint="Check that the stack's Redis runs (`opsctl status`)."
-        ) from None
+        problem = f"failed: {_layout.one_line(str(error))}"
+    except Exception as error:  # a server that is not Redis: its replies break the client
+        logger.debug("Unreadable reply while trying to %s", action, exc_info=True)
+        problem = f"sent a reply that is not Redis's ({type(error).__name__})"
+    else:
+        return
+    message = f"Cannot {action}: Redis at {mask_url(target.url)} {problem}"
+    raise OperationFailedError(
+        message, hint="Check that the stack's Redis runs (`opsctl status`)."
+    ) from None
 
 
-def scan_components(client: redis.Redis, project: str) -> list[RawComponent]:
-    """Return every component hash of ``project`` that exists now."""
-    start = len(_layout.prefix(project)) + len("component:")
-    keys = [
-        key.decode("utf-8", "replace")
-        for key in client.scan_iter(match=_layout.component_pattern(project), count=_SCAN_BATCH)
-    ]
+def scan_components(client: redis.Redis, project: str) -> list[StoredComponent]:
+    """Return every well-formed component record of ``project`` that exists now; log one
+    warning counting the malformed ones left out.
+    """
+    keys = list(client.scan_iter(match=_layout.component_pattern(project), count=_SCAN_BATCH))
     pipeline = client.pipeline(transaction=False)
     for key in keys:
         pipeline.hgetall(key)
     found = []
-    for key, values in zip(keys, pipeline.execute(), strict=True):
-        component, _, instance = key[start:].partition(":")
-        if not values or not instance:
-            continue  # expired between SCAN and HGETALL, or not an agent's key
-        fields = {
-            k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in values.items()
-        }
-        found.append(RawComponent(key, component, instance, fields))
+    problems = []
+    # A key of another type answers WRONGTYPE: that record is malformed, not Redis down.
+    for key, values in zip(keys, pipeline.execute(raise_on_error=False), strict=True):
+        if values == {}:
+            continue  # expired between SCAN and HGETALL
+        try:
+            found.append(parse_record(key, values, project=project))
+        except MalformedRecordError as error:
+            problems.append(str(error))
+    if problems:
+        logger.warning(
+            "Ignored %d malformed component %s of project '%s' in Redis (the first: %s)",
+            len(problems),
+            "record" if len(problems) == 1 else "records",
+            project,
+            _layout.one_line(problems[0], limit=_LONGEST_PROBLEM),
+        )
     return found
 
 
@@ -144,55 +152,23 @@ def server_time(client: redis.Redis) -> float:
     return float(seconds) + microseconds / 1_000_000
 
 
-def _report(raw: RawComponent, now: float, stale_after_seconds: float) -> ComponentReport | None:
-    fields = raw.fields
-    try:
-        last_seen = float(fields["last_seen"])
-    except (KeyError, ValueError):
-        logger.debug("Ignoring %s: it has no valid last_seen", raw.key)
-        return None
-    age_seconds = max(0.0, now - last_seen)
+def _report(stored: StoredComponent, now: float, stale_after_seconds: float) -> ComponentReport:
+    """The report as shown: its age by Redis's clock, and any secret in its names masked
+    (the detail was masked when it was read).
+    """
+    from opsctl.secrets import scrub
+
+    age_seconds = max(0.0, now - stored.last_seen.timestamp())
     return ComponentReport(
-        component=raw.component,
-        pid=_integer(fields.get("pid")),
-        host=fields.get("host") or None,
-        status=fields.get("status", "unknown"),
-        detail=fields.get("detail", ""),
-        gauges=_gauges(fields.get("gauges")),
-        last_seen=datetime.fromtimestamp(last_seen, UTC),
+        component=scrub(stored.component),
+        pid=stored.pid,
+        host=scrub(stored.host),
+        status=stored.status,
+        detail=stored.detail,
+        gauges={scrub(name): value for name, value in stored.gauges.items()},
+        last_seen=stored.last_seen,
         stale=age_seconds > stale_after_seconds,
-        handles=tuple(_strings(fields.get("handles"))),
+        handles=tuple(scrub(kind) for kind in stored.handles),
         age_seconds=age_seconds,
-        instance=raw.instance,
+        instance=stored.instance,
     )
-
-
-def _integer(text: str | None) -> int | None:
-    try:
-        return int(text) if text else None
-    except ValueError:
-        return None
-
-
-def _gauges(text: str | None) -> dict[str, float]:
-    try:
-        value = json.loads(text) if text else {}
-    except ValueError:
-        return {}
-    if not isinstance(value, dict):
-        return {}
-    return {
-        str(name): float(number)
-        for name, number in value.items()
-        if isinstance(number, int | float)
-        and not isinstance(number, bool)
-        and math.isfinite(number)
-    }
-
-
-def _strings(text: str | None) -> list[str]:
-    try:
-        value = json.loads(text) if text else []
-    except ValueError:
-        return []
-    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []

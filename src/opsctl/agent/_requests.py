@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from opsctl.agent import _layout
-from opsctl.agent._reader import RawComponent, connect, redis_errors, scan_components
+from opsctl.agent._reader import connect, redis_errors, scan_components
+from opsctl.agent._records import StoredComponent
 
 if TYPE_CHECKING:
     import redis
@@ -77,17 +78,18 @@ def request(
     _layout.validate_kind(kind)
     if component is not None:
         _layout.validate_component(component)
-    if not (math.isfinite(timeout_seconds) and timeout_seconds > 0):
-        message = f"timeout_seconds must be a positive number, not {timeout_seconds!r}."
+    timeout_seconds = _layout.finite_number(timeout_seconds, what="timeout_seconds")
+    if timeout_seconds <= 0:
+        message = f"timeout_seconds must be positive, not {timeout_seconds:g}."
         raise ValueError(message)
     body = _request_body(kind, payload)
 
     with redis_errors(target, f"send the request '{kind}'"):
         client = connect(target, timeout_seconds=timeout_seconds + _SOCKET_MARGIN_SECONDS)
         asked = [
-            raw
-            for raw in scan_components(client, project)
-            if kind in _handles(raw) and (component is None or raw.component == component)
+            stored
+            for stored in scan_components(client, project)
+            if kind in stored.handles and (component is None or stored.component == component)
         ]
         if not asked:
             return []
@@ -101,8 +103,8 @@ def request(
             client.delete(_layout.reply_key(project, request_id))
 
     replies = [
-        answers.get((raw.component, raw.instance)) or _no_reply(raw, timeout_seconds)
-        for raw in asked
+        answers.get((stored.component, stored.instance)) or _no_reply(stored, timeout_seconds)
+        for stored in asked
     ]
     return sorted(replies, key=lambda r: (r.component, r.host or "", r.pid or 0, r.instance))
 
@@ -118,20 +120,12 @@ def _request_body(kind: str, payload: dict[str, Any]) -> str:
         raise ValueError(message) from None
 
 
-def _handles(raw: RawComponent) -> list[str]:
-    try:
-        handles = json.loads(raw.fields.get("handles") or "[]")
-    except ValueError:
-        return []
-    return handles if isinstance(handles, list) else []
-
-
 def _send(
     client: redis.Redis,
     project: str,
     request_id: str,
     body: str,
-    asked: list[RawComponent],
+    asked: list[StoredComponent],
     timeout_seconds: float,
 ) -> None:
     """Store the body until the deadline, then put the id into each process's inbox."""
@@ -139,8 +133,8 @@ def _send(
     pipeline.set(
         _layout.request_key(project, request_id), body, px=max(1, int(timeout_seconds * 1000))
     )
-    for raw in asked:
-        inbox = _layout.inbox_key(project, raw.component, raw.instance)
+    for stored in asked:
+        inbox = _layout.inbox_key(project, stored.component, stored.instance)
         pipeline.rpush(inbox, request_id)
         pipeline.expire(inbox, math.ceil(timeout_seconds) + _LEFTOVER_SECONDS)
     pipeline.execute()
@@ -150,11 +144,11 @@ def _collect(
     client: redis.Redis,
     project: str,
     request_id: str,
-    asked: list[RawComponent],
+    asked: list[StoredComponent],
     timeout_seconds: float,
 ) -> dict[tuple[str, str], Reply]:
     """Wait for replies until every asked process answered or the deadline passed."""
-    expected = {(raw.component, raw.instance) for raw in asked}
+    expected = {(stored.component, stored.instance) for stored in asked}
     answers: dict[tuple[str, str], Reply] = {}
     key = _layout.reply_key(project, request_id)
     deadline = time.monotonic() + timeout_seconds
@@ -180,23 +174,22 @@ def _parse_reply(data: bytes | str) -> Reply | None:
             pid=value.get("pid") if isinstance(value.get("pid"), int) else None,
             ok=bool(value["ok"]),
             result=value.get("result") if isinstance(value.get("result"), dict) else {},
-            error=str(value["error"]) if value.get("error") is not None else None,
+            error=_layout.one_line(str(value["error"])) if value.get("error") is not None else None,
             host=value.get("host") if isinstance(value.get("host"), str) else None,
             instance=str(value["instance"]),
         )
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         logger.warning("Ignoring a malformed reply: %.200r", data)
         return None
 
 
-def _no_reply(raw: RawComponent, timeout_seconds: float) -> Reply:
-    pid = raw.fields.get("pid", "")
+def _no_reply(stored: StoredComponent, timeout_seconds: float) -> Reply:
     return Reply(
-        component=raw.component,
-        pid=int(pid) if pid.isdigit() else None,
+        component=stored.component,
+        pid=stored.pid,
         ok=False,
         result={},
         error=f"no reply within {timeout_seconds:g} s",
-        host=raw.fields.get("host") or None,
-        instance=raw.instance,
+        host=stored.host,
+        instance=stored.instance,
     )

@@ -340,3 +340,5 @@ def _register_secrets(config: Config, environ: Mapping[str, str]) -> None:
             password = getattr(check, "password", None)
             if password is not None:
                 secrets.register(password.get_secret_value())
+    if config.redis.password is not None:
+        secrets.register(config.redis.password.get_secret_value())
