@@ -64,7 +64,7 @@ def test_bad_duration_and_unknown_silence_exit_2(tmp_path: Path) -> None:
     too_long = run_cli("-c", config, "monitor", "silence", "api", "100d")
 
     assert bad.exit_code == 2
-    assert "'soon' is not a valid duration" in bad.stderr
+    assert "'soon' is not a valid silence duration" in bad.stderr
     assert missing.exit_code == 2
     assert "No silence in force has the id or target '42'" in missing.stderr
     assert too_long.exit_code == 2

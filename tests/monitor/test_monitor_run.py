@@ -444,3 +444,60 @@ def test_redis_password_never_appears_in_logs_or_notices(
     assert all(password not in repr(n) for n in notices)
     assert all(password not in record.getMessage() for record in caplog.records)
     assert any("Probe" in record.getMessage() for record in caplog.records)
+
+
+def test_check_name_with_a_newline_stays_on_one_log_line(tmp_path: Path) -> None:
+    """A newline in a check's name is written as \\n: it cannot forge a second log line."""
+    root = tmp_path / "proj"
+    config = write_project(
+        root,
+        f"""
+        [project]
+        name = "demo"
+        [monitoring]
+        interval_seconds = 0.2
+        fire_after = 1
+        disk = {{ paths = ["{root}"] }}
+        [services.api]
+        command = "sleep 1000"
+        [[services.api.health]]
+        kind = "tcp"
+        port = {free_port()}
+        name = "bad\\nWARNING forged line"
+        """,
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-m", "opsctl", "-c", str(config), "monitor", "--cycles", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 1, result.stderr
+    assert "Alert check:bad\\nWARNING forged line firing" in result.stderr
+    assert not any(line.startswith("WARNING forged") for line in result.stderr.splitlines())
+
+
+@pytest.mark.parametrize("host", ["bad host", "a..b"])
+def test_unresolvable_metrics_host_is_a_config_error_not_a_port_in_use(
+    tmp_path: Path, redis_server: RedisServer, host: str
+) -> None:
+    """A metrics_host that does not resolve (no DNS query: glibc and Python refuse these
+    names themselves) exits 2 naming the key, without the "port in use" hint.
+    """
+    root = tmp_path / "proj"
+    config = write_project(
+        root,
+        project_toml(root, redis_server.url).replace(
+            "interval_seconds = 0.5", f'interval_seconds = 0.5\nmetrics_host = "{host}"'
+        ),
+    )
+
+    result = run_cli("-c", str(config), "monitor", "--once", "--metrics-port", str(free_port()))
+
+    assert result.exit_code == 2, result.output
+    assert f"monitoring.metrics_host '{host}' does not resolve" in result.stderr
+    assert "uses the port" not in result.stderr
+    assert "Traceback" not in result.output

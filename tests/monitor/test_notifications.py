@@ -4,6 +4,11 @@ is down they wait on disk; when it is back each is delivered exactly once, in or
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,9 +16,9 @@ import pytest
 
 from opsctl.config import load_project
 from opsctl.monitor import Monitor, MonitorOptions
-from opsctl.notify import notifier_for
-from tests.slack_server import SlackServer
-from tests.support import RedisServer, start_redis, wait_for, write_project
+from opsctl.notify import notifier_for, open_queue
+from tests.slack_server import Hang, Ok, SlackServer
+from tests.support import RedisServer, run_cli, start_redis, wait_for, write_project
 
 
 @pytest.fixture(autouse=True)
@@ -144,3 +149,101 @@ def test_silenced_alert_sends_nothing_to_slack(
     transitions = [t for o in outcome for t in o.transitions if t.key == "redis_up"]
     assert [(t.event, t.silenced, t.notified) for t in transitions] == [("firing", True, False)]
     assert slack.messages == []
+
+
+def redis_events(project_root: Path) -> list[tuple[str, bool, bool]]:
+    """(event, queued, notified) of each redis_up transition in the history, in order."""
+    result = run_cli("-c", str(project_root / "opsctl.toml"), "health", "--history", "--json")
+    transitions = json.loads(result.stdout)["transitions"] if result.exit_code == 0 else []
+    return [(t["event"], t["queued"], t["notified"]) for t in transitions if t["key"] == "redis_up"]
+
+
+@pytest.mark.slow
+def test_notices_pending_when_stopped_during_a_slow_slack_are_queued_and_sent_after_restart(
+    tmp_path: Path, redis_server: RedisServer, slack: SlackServer
+) -> None:
+    """SIGTERM while Slack hangs on the first of three notices: all three are on disk,
+    the history says "queued", not "notified"; the next start delivers them in order
+    and the history then says "notified".
+    """
+    root = tmp_path / "proj"
+    write_project(
+        root,
+        f"""
+        [project]
+        name = "demo"
+        [redis]
+        url = "{redis_server.url}"
+        [monitoring]
+        interval_seconds = 0.5
+        fire_after = 1
+        resolve_after = 1
+        repeat_interval_seconds = 0
+        disk = {{ paths = ["{root}"] }}
+        [notify]
+        max_attempts = 1
+        """,
+        env=f"SLACK_WEBHOOK_URL={slack.webhook_url}\n",
+    )
+    slack.default = Hang(60)
+    environment = {**os.environ, "OPSCTL_NOTIFY__TIMEOUT_SECONDS": "30"}
+    log = tmp_path / "monitor.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "opsctl", "-c", str(root / "opsctl.toml"), "monitor"],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            env=environment,
+        )
+    restarted = None
+    try:
+        wait_for(
+            (root / ".opsctl" / "monitor.sqlite").exists,
+            timeout_seconds=30,
+            message="the monitor ran a cycle",
+        )
+        redis_server.stop()
+        wait_for(lambda: len(slack.requests) == 1, timeout_seconds=30, message="Slack hangs")
+        restarted = start_redis(redis_server.directory, port=redis_server.port)
+        wait_for(
+            lambda: len(redis_events(root)) == 2,
+            timeout_seconds=30,
+            message="redis_up resolves",
+        )
+        restarted.stop()
+        wait_for(
+            lambda: len(redis_events(root)) == 3,
+            timeout_seconds=30,
+            message="redis_up fires again",
+        )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=60)
+        if restarted is not None:
+            restarted.stop()
+
+    assert code == 0
+    text = log.read_text()
+    assert "3 notification(s) wait in the queue on disk" in text
+    assert "Traceback" not in text
+    project = load_project(root / "opsctl.toml")
+    waiting = [m.notification for m in open_queue(project).pending()]
+    assert [(n.key, n.event) for n in waiting] == [
+        ("redis_up", "firing"),
+        ("redis_up", "resolved"),
+        ("redis_up", "firing"),
+    ]
+    queued = [("firing", True, False), ("resolved", True, False), ("firing", True, False)]
+    assert redis_events(root) == queued
+    human = run_cli("-c", str(root / "opsctl.toml"), "health", "--history")
+    assert "notified" not in human.stdout
+    assert "queued" in human.stdout
+
+    slack.default = Ok()
+    again = run_cli("-c", str(root / "opsctl.toml"), "monitor", "--cycles", "2")
+
+    assert again.exit_code in {0, 1, 3}, again.output
+    assert redis_alerts(slack) == ["Firing", "Resolved", "Firing"]
+    assert open_queue(project).pending() == []
+    notified = [("firing", False, True), ("resolved", False, True), ("firing", False, True)]
+    assert redis_events(root) == notified

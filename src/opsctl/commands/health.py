@@ -37,7 +37,10 @@ def health(
         ),
     ] = False,
     since: Annotated[
-        str, typer.Option("--since", help="With --history: how far back (30m, 24h, 7d).")
+        str,
+        typer.Option(
+            "--since", help="With --history: how far back (30m, 24h, 7d, 1d12h; 3650d at most)."
+        ),
     ] = "24h",
 ) -> None:
     """Run every health check concurrently, each within its own deadline.

@@ -25,6 +25,8 @@ app = typer.Typer(name="monitor", add_completion=False)
 
 JsonOption = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 _STATE_STYLES = {"ok": "green", "pending": "yellow", "firing": "bold red", "flapping": "magenta"}
+# A transition's NOTE in health --history: held back, delivered, or waiting for Slack.
+_NOTES = ("silenced", "notified", "queued")
 
 
 @app.callback(invoke_without_command=True)
@@ -112,28 +114,35 @@ def silence(
     target: Annotated[
         str,
         typer.Argument(
-            help="An alert (disk_free:/srv), a family (disk_free), a glob, or a service."
+            help="An alert (disk_free:/srv), a family (disk_free), a glob, or a service "
+            "(200 characters at most)."
         ),
     ],
     duration: Annotated[
-        str, typer.Argument(help="How long: 30m, 2h, 1d, 1h30m (90 days at most).")
+        str,
+        typer.Argument(help="How long, largest unit first: 30m, 2h, 1d, 1h30m (90 days at most)."),
     ],
     reason: Annotated[
         str, typer.Option("--reason", "-r", help="Why, for whoever reads the list.")
     ] = "",
+    everything: Annotated[
+        bool,
+        typer.Option("--all", help="Confirm a target of wildcards only ('*'): every alert."),
+    ] = False,
     json: JsonOption = False,
 ) -> None:
     """Silence an alert, or every alert of a service, for a while.
 
     A silenced alert still changes state and is recorded; it notifies nobody. When the
     silence ends, whatever changed meanwhile is notified once. The running monitor
-    picks it up at its next cycle.
+    picks it up at its next cycle. Silencing everything ('*') takes --all.
     """
     from opsctl.monitor import add_silence, known_targets, parse_duration
+    from opsctl.monitor._silences import LONGEST_SILENCE
 
     project = load_project(ctx, lenient=True)
-    length = parse_duration(duration)
-    created = add_silence(project, target, length, reason=reason)
+    length = parse_duration(duration, what="silence duration", longest=LONGEST_SILENCE)
+    created = add_silence(project, target, length, reason=reason, everything=everything)
     known = known_targets(project)
     covered = any(created.matches(name, name) for name in known)
     if json:
@@ -141,11 +150,13 @@ def silence(
         return
     if not covered:
         error_console().print(
-            f"note: '{plain(target)}' matches no alert or service seen so far; "
-            "it will apply to any that appears (see: opsctl monitor alerts)."
+            f"note: '{plain(created.target)}' matches no alert or service seen so far; "
+            "it will apply to any matching alert or service that appears later "
+            "(see: opsctl monitor alerts)."
         )
     console().print(
-        f"Silenced {plain(target)} until {created.to_dict()['expires_at']} (id {created.id})."
+        f"Silenced {plain(created.target)} until {created.to_dict()['expires_at']} "
+        f"(id {created.id})."
     )
 
 
@@ -302,7 +313,7 @@ def _render_history(data: dict[str, Any], *, problems_only: bool) -> None:
     for column in ("AT", "WHAT", "EVENT", "FROM", "TO", "VALUE", "NOTE"):
         changes.add_column(column)
     for row in data["transitions"]:
-        note = "silenced" if row["silenced"] else "notified" if row["notified"] else ""
+        note = next((name for name in _NOTES if row.get(name)), "")
         changes.add_row(
             row["at"],
             plain(row["key"]),

@@ -216,16 +216,34 @@ class VerifySection(Section):
 
 
 class DiskThresholds(Section):
+    """Free space per path: warn below ``warn_free_percent``, fail below
+    ``fail_free_percent`` (0: no such level), so warn's is the larger when both are set.
+    Numbers only: ``true`` is no percentage.
+    """
+
     paths: list[str] = Field(default_factory=lambda: ["{project.root}"])
-    warn_free_percent: Percent = 15.0
-    fail_free_percent: Percent = 5.0
+    warn_free_percent: Annotated[float, Field(strict=True, ge=0, le=100)] = 15.0
+    fail_free_percent: Annotated[float, Field(strict=True, ge=0, le=100)] = 5.0
+
+    @model_validator(mode="after")
+    def _warn_above_fail(self) -> DiskThresholds:
+        both = self.warn_free_percent > 0 and self.fail_free_percent > 0
+        if both and self.warn_free_percent <= self.fail_free_percent:
+            message = (
+                f"warn_free_percent ({self.warn_free_percent:g}) must be above "
+                f"fail_free_percent ({self.fail_free_percent:g}): the warning comes first, "
+                "while more space is still free"
+            )
+            raise ValueError(message)
+        return self
 
 
 class Threshold(Section):
     """Levels of one figure where higher is worse; an omitted level is not alerted on."""
 
-    warn: Annotated[float, Field(ge=0)] | None = None
-    critical: Annotated[float, Field(ge=0)] | None = None
+    # Strict and finite: ``warn = true`` or ``critical = inf`` is a mistake, not a level.
+    warn: Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0)] | None = None
+    critical: Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0)] | None = None
 
     @model_validator(mode="after")
     def _warn_below_critical(self) -> Threshold:
@@ -302,8 +320,7 @@ class RetentionSection(Section):
     @classmethod
     def _within_is_a_duration(cls, value: str | None) -> str | None:
         if value is not None:
-            # Imported here: the parser lives with the rules, and config loads before backup.
-            from opsctl.backup._retention import parse_duration
+            from opsctl.config._durations import parse_duration
 
             parse_duration(value)
         return value

@@ -117,7 +117,9 @@ class Notice:
 @dataclass(frozen=True)
 class Transition:
     """A change worth keeping in the history: fired, resolved, escalated, de-escalated,
-    flapping, settled; and whether it was notified or held back by a silence.
+    flapping, settled; whether it was held back by a silence; and what became of its
+    notification: ``queued`` once handed to the notifier, ``notified`` (and no longer
+    queued) once Slack confirmed delivery.
     """
 
     key: str
@@ -131,6 +133,7 @@ class Transition:
     detail: str | None = None
     notified: bool = False
     silenced: bool = False
+    queued: bool = False
 
 
 @dataclass(frozen=True)
@@ -164,9 +167,8 @@ def observe(
         announced = _announced_after(notice, moved, announced)
         last_sent_at = now
     final = replace(moved, announced=announced, last_sent_at=last_sent_at)
-    transitions = tuple(
-        replace(event, notified=bool(notices), silenced=silenced) for event in events
-    )
+    # Only queued here: whether Slack took it is known later, from the notifier.
+    transitions = tuple(replace(event, queued=bool(notices), silenced=silenced) for event in events)
     return Step(final, transitions, notices)
 
 

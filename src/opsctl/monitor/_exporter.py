@@ -8,12 +8,14 @@ removed, so a scrape never shows figures of things no longer there.
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from opsctl.errors import ResourceUnavailableError
+from opsctl.errors import ConfigError, OpsctlError, ResourceUnavailableError
+from opsctl.monitor._text import one_line
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry, Gauge
@@ -175,20 +177,16 @@ class MetricsExporter:
     def serve(self, host: str, port: int) -> int:
         """Serve /metrics on ``host:port`` from a daemon thread; return the port bound.
 
-        Raises :class:`ResourceUnavailableError` (exit 4) when the port cannot be bound.
+        Raises :class:`~opsctl.errors.ConfigError` (exit 2) when ``host`` cannot be resolved
+        or is no address of this machine, and :class:`ResourceUnavailableError` (exit 4)
+        when the port cannot be bound there (in use, or privileged).
         """
         from prometheus_client import start_http_server
 
         try:
             server, _thread = start_http_server(port, addr=host, registry=self.registry)
-        except OSError as error:
-            reason = error.strerror or str(error)
-            message = f"Cannot serve /metrics on {host}:{port}: {reason}."
-            hint = (
-                "Another process (perhaps another monitor) uses the port: stop it, or choose "
-                "another with monitoring.metrics_port or --metrics-port."
-            )
-            raise ResourceUnavailableError(message, hint=hint) from None
+        except (OSError, UnicodeError) as error:
+            raise _bind_error(host, port, error) from None
         self._server = server
         bound = server.server_address[1]
         logger.info("Serving /metrics on http://%s:%d/metrics", host, bound)
@@ -207,3 +205,34 @@ def port_in_use(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) == 0
+
+
+def _bind_error(host: str, port: int, error: OSError | UnicodeError) -> OpsctlError:
+    """The error to report when /metrics cannot be served on ``host:port``: a host that
+    does not resolve or is not this machine's is the config's fault; a taken port is not.
+    """
+    shown = one_line(host)
+    if isinstance(error, UnicodeError | socket.gaierror):
+        reason = error.strerror if isinstance(error, socket.gaierror) else "not a valid name"
+        message = (
+            f"Cannot serve /metrics: monitoring.metrics_host '{shown}' does not resolve ({reason})."
+        )
+        return ConfigError(message, hint=_HOST_HINT)
+    reason = error.strerror or str(error)
+    message = f"Cannot serve /metrics on {shown}:{port}: {reason}."
+    if error.errno == errno.EADDRNOTAVAIL:
+        return ConfigError(message, hint=_HOST_HINT)
+    if error.errno == errno.EADDRINUSE:
+        hint = (
+            "Another process (perhaps another monitor) uses the port: stop it, or choose "
+            "another with monitoring.metrics_port or --metrics-port."
+        )
+    else:
+        hint = (
+            "Choose another port with monitoring.metrics_port or --metrics-port (ports "
+            "below 1024 need privileges)."
+        )
+    return ResourceUnavailableError(message, hint=hint)
+
+
+_HOST_HINT = "Set monitoring.metrics_host to an address of this machine, such as 127.0.0.1."

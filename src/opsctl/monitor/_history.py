@@ -8,11 +8,22 @@ from typing import TYPE_CHECKING, Any
 
 from opsctl.errors import UsageError
 from opsctl.monitor._alerts import AlertState, Transition
-from opsctl.monitor._silences import Silence, parse_duration
-from opsctl.monitor._store import FILE_NAME, Uptime, open_store
+from opsctl.monitor._silences import (
+    LONGEST_DURATION,
+    LONGEST_SILENCE,
+    LONGEST_TARGET_CHARACTERS,
+    Silence,
+    describe,
+    parse_duration,
+    shorten,
+)
+from opsctl.monitor._store import Uptime, open_store, store_exists
 
 if TYPE_CHECKING:
     from opsctl.config import Project
+
+# Far beyond any retention worth keeping; a bound, so that the start is a real date.
+LONGEST_SINCE = LONGEST_DURATION
 
 
 @dataclass(frozen=True)
@@ -57,7 +68,7 @@ def read_history(project: Project, *, since: timedelta) -> History:
     ``recorded`` false) when the monitor never ran for this project.
     """
     start = datetime.now(UTC) - since
-    if not (project.state_dir / FILE_NAME).is_file():
+    if not store_exists(project.state_dir):
         return History(start, [], [], [], recorded=False)
     store = open_store(project.state_dir)
     try:
@@ -70,13 +81,16 @@ def read_history(project: Project, *, since: timedelta) -> History:
 
 
 def parse_since(text: str) -> timedelta:
-    """Parse ``--since`` (``24h``, ``7d``, ``30m``)."""
-    return parse_duration(text, what="--since duration")
+    """Parse ``--since`` (``24h``, ``7d``, ``30m``; at most :data:`LONGEST_SINCE`).
+
+    Raises :class:`UsageError` for anything else.
+    """
+    return parse_duration(text, what="--since duration", longest=LONGEST_SINCE)
 
 
 def alert_states(project: Project) -> list[AlertState]:
     """Every alert the monitor knows, by key."""
-    if not (project.state_dir / FILE_NAME).is_file():
+    if not store_exists(project.state_dir):
         return []
     store = open_store(project.state_dir)
     try:
@@ -85,19 +99,19 @@ def alert_states(project: Project) -> list[AlertState]:
         store.close()
 
 
-def add_silence(project: Project, target: str, duration: timedelta, *, reason: str) -> Silence:
+def add_silence(
+    project: Project, target: str, duration: timedelta, *, reason: str, everything: bool = False
+) -> Silence:
     """Silence ``target`` (an alert key, glob, alert family or service) for ``duration``.
 
-    Raises :class:`UsageError` for an empty target or a duration over 90 days.
+    A target of wildcards only (``*``) silences every alert, so it takes ``everything``.
+    Raises :class:`UsageError` for an empty target, one over
+    :data:`LONGEST_TARGET_CHARACTERS`, a wildcard-only one without ``everything``, or a
+    duration over :data:`LONGEST_SILENCE`.
     """
-    from opsctl.monitor._silences import LONGEST_SILENCE
-
-    target = target.strip()
-    if not target:
-        message = "Name an alert or a service to silence (see: opsctl monitor alerts)."
-        raise UsageError(message)
+    target = check_target(target, everything=everything)
     if duration > LONGEST_SILENCE:
-        message = f"A silence lasts at most {LONGEST_SILENCE.days} days; fix the cause instead."
+        message = f"A silence lasts at most {describe(LONGEST_SILENCE)}; fix the cause instead."
         raise UsageError(message)
     store = open_store(project.state_dir)
     try:
@@ -106,9 +120,29 @@ def add_silence(project: Project, target: str, duration: timedelta, *, reason: s
         store.close()
 
 
+def check_target(target: str, *, everything: bool) -> str:
+    """``target`` stripped, once it is one a silence can hold; raises :class:`UsageError`
+    as :func:`add_silence` says.
+    """
+    target = target.strip()
+    if not target:
+        message = "Name an alert or a service to silence (see: opsctl monitor alerts)."
+        raise UsageError(message)
+    if len(target) > LONGEST_TARGET_CHARACTERS or not target.isprintable():
+        message = (
+            f"'{shorten(target)}' is not a silence target: it must be printable and at "
+            f"most {LONGEST_TARGET_CHARACTERS} characters ({len(target)} given)."
+        )
+        raise UsageError(message, hint="Name an alert, a family, a glob or a service.")
+    if set(target) <= set("*?") and not everything:
+        message = f"'{target}' silences every alert of the project."
+        raise UsageError(message, hint="Add --all if that is what you mean.")
+    return target
+
+
 def list_silences(project: Project, *, include_expired: bool = False) -> list[Silence]:
     """The silences in force (and, with ``include_expired``, the expired ones kept)."""
-    if not (project.state_dir / FILE_NAME).is_file():
+    if not store_exists(project.state_dir):
         return []
     store = open_store(project.state_dir)
     try:
@@ -124,8 +158,13 @@ def remove_silences(project: Project, which: str) -> list[Silence]:
     active = list_silences(project)
     chosen = [s for s in active if str(s.id) == which.strip() or s.target == which.strip()]
     if not chosen:
-        known = ", ".join(f"{s.id} ({s.target})" for s in active) or "none"
-        message = f"No silence in force has the id or target '{which}' (in force: {known})."
+        known = ", ".join(f"{s.id} ({shorten(s.target, 40)})" for s in active[:10]) or "none"
+        if len(active) > 10:  # noqa: PLR2004 (enough to recognise one)
+            known += f" and {len(active) - 10} more"
+        message = (
+            f"No silence in force has the id or target '{shorten(which.strip())}' "
+            f"(in force: {known})."
+        )
         raise UsageError(message, hint="List them with: opsctl monitor silences")
     store = open_store(project.state_dir)
     try:

@@ -35,6 +35,7 @@ from opsctl.monitor._probes import (
 from opsctl.monitor._rules import CycleData, observations
 from opsctl.monitor._silences import Silence, is_silenced
 from opsctl.monitor._store import CheckSample, MonitorStore, open_store
+from opsctl.monitor._text import one_line
 from opsctl.monitor._workers import Dispatcher, Guarded
 
 if TYPE_CHECKING:
@@ -238,21 +239,28 @@ class Monitor:
             transitions = step.transitions
             if self.dispatcher.notifier is None:
                 # Without a notifier, notices are only logged: nobody was told.
-                transitions = tuple(replace(t, notified=False) for t in transitions)
+                transitions = tuple(replace(t, queued=False) for t in transitions)
             outcome.transitions.extend(transitions)
             outcome.notices.extend(step.notices)
         for transition in outcome.transitions:
             log = logger.warning if transition.event in {"firing", "flapping"} else logger.info
             log(
                 "Alert %s %s (%s%s)",
-                transition.key,
+                one_line(transition.key),
                 transition.event,
-                transition.value or transition.severity,
+                one_line(transition.value or transition.severity),
                 ", silenced" if transition.silenced else "",
             )
         self._guard("history", lambda: self.store.save_alerts(changed, outcome.transitions))
         for notice in outcome.notices:
             self.dispatcher.put(_notification(notice, now))
+        self._note_delivered()
+
+    def _note_delivered(self) -> None:
+        """Mark in the history the transitions whose notification Slack confirmed."""
+        delivered = self.dispatcher.take_delivered()
+        if delivered:
+            self._guard("history", lambda: self.store.mark_notified(delivered))
 
     def _record(self, data: CycleData, now: float) -> None:
         if data.report is None:
@@ -285,7 +293,7 @@ class Monitor:
             try:
                 outcome = automatic_cleanup(self.project, snapshot)
             except Exception as error:  # noqa: BLE001 (the monitor outlives a failed cleanup)
-                logger.warning("GPU cleanup failed: %s: %s", type(error).__name__, error)
+                logger.warning("GPU cleanup failed: %s: %s", type(error).__name__, one_line(error))
                 return
             steps = "; ".join(f"{step.action}: {step.status}" for step in outcome.steps)
             logger.warning(
@@ -329,7 +337,7 @@ class Monitor:
         from opsctl import secrets
 
         self.failures[name] = self.failures.get(name, 0) + 1
-        reason = secrets.scrub(reason)
+        reason = one_line(secrets.scrub(reason))
         # Logged when it starts or changes, not every cycle: a Redis down for an hour
         # should not write hundreds of identical lines.
         if self._last_errors.get(name) != reason:
@@ -371,6 +379,7 @@ class Monitor:
         """Stop serving, hand over pending notifications, close connections and files."""
         self.exporter.close()
         self.dispatcher.close()
+        self._note_delivered()
         if self.redis_probe is not None:
             self.redis_probe.close()
         self.store.close()

@@ -10,31 +10,67 @@ from typing import Any
 
 from opsctl.errors import UsageError
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+# Whole numbers in ASCII digits, each unit at most once, largest first: 1d12h, 2h30m.
+_DURATION = re.compile(
+    r"(?:([0-9]+)w)?(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?", re.ASCII
+)
+_UNIT_SECONDS = (7 * 86400, 86400, 3600, 60, 1)
+_LONGEST_NUMBER_DIGITS = 12
 LONGEST_SILENCE = timedelta(days=90)
+LONGEST_DURATION = timedelta(days=3650)
+LONGEST_TARGET_CHARACTERS = 200
 
 
-def parse_duration(text: str, *, what: str = "duration") -> timedelta:
-    """Parse ``30m``, ``2h``, ``1d``, ``1h30m``, ``45s`` or ``2w`` into a timedelta.
+def parse_duration(
+    text: str, *, what: str = "duration", longest: timedelta = LONGEST_DURATION
+) -> timedelta:
+    """Parse ``45s``, ``30m``, ``2h``, ``1d``, ``2w`` or a combination, largest unit first
+    and each unit once (``1d12h``, ``1h30m``), into a timedelta.
 
-    Raises :class:`UsageError` naming ``what`` for anything else, or for zero.
+    Raises :class:`UsageError` naming ``what`` and the accepted form for anything else
+    (zero, decimals, capitals, spaces, other digits than 0-9), and naming ``longest``
+    for a duration longer than that.
     """
-    cleaned = text.strip().lower()
-    position = 0
-    seconds = 0.0
-    for match in _DURATION_PART.finditer(cleaned):
-        if match.start() != position:
-            break
-        seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        position = match.end()
-    if not cleaned or position != len(cleaned) or seconds <= 0:
+    cleaned = text.strip()
+    match = _DURATION.fullmatch(cleaned)
+    numbers = match.groups() if match else ()
+    if not cleaned or not any(numbers):
         message = (
-            f"'{text}' is not a valid {what}: write a number and a unit (s, m, h, d, w), "
-            "for example 30m, 2h, 1d or 1h30m."
+            f"'{shorten(text)}' is not a valid {what}: write whole numbers (digits 0-9), "
+            "each followed by one of the units w, d, h, m, s, each unit at most once and "
+            "the largest first, for example 30m, 2h, 1d, 1h30m or 1d12h."
         )
         raise UsageError(message)
+
+    if any(number and len(number) > _LONGEST_NUMBER_DIGITS for number in numbers):
+        seconds = longest.total_seconds() + 1
+    else:
+        seconds = sum(int(n or 0) * unit for n, unit in zip(numbers, _UNIT_SECONDS, strict=True))
+    if seconds <= 0:
+        message = (
+            f"'{shorten(text)}' is not a valid {what}: it must be longer than zero, "
+            "for example 30m or 2h."
+        )
+        raise UsageError(message)
+    if seconds > longest.total_seconds():
+        message = f"'{shorten(text)}' is too long for a {what}: at most {describe(longest)}."
+        raise UsageError(message)
     return timedelta(seconds=seconds)
+
+
+def describe(length: timedelta) -> str:
+    """``length`` in the largest whole unit that fits it (``90 days``, ``36 hours``)."""
+    seconds = int(length.total_seconds())
+    for unit, name in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= unit and seconds % unit == 0:
+            count = seconds // unit
+            return f"{count} {name}{'' if count == 1 else 's'}"
+    return f"{seconds} seconds"
+
+
+def shorten(text: str, limit: int = 60) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis (for messages that quote it)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import contextlib
 import getpass
 import json
 import logging
+import os
 import socket
 import sqlite3
 import time
@@ -20,14 +21,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from opsctl.errors import OperationFailedError
 from opsctl.monitor._alerts import AlertState, Transition
 from opsctl.monitor._silences import Silence
+from opsctl.monitor._store_file import DamagedStoreError, is_damage, move_aside, prepare_file
+from opsctl.monitor._text import one_line
 
 logger = logging.getLogger(__name__)
 
 FILE_NAME = "monitor.sqlite"
 BUCKET_SECONDS = 300
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2  # 2: transitions.queued
 _BUSY_TIMEOUT_SECONDS = 10.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (key TEXT PRIMARY KEY, state TEXT NOT NULL, updated_at REAL);
@@ -39,7 +43,8 @@ CREATE TABLE IF NOT EXISTS transitions (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, key TEXT NOT NULL,
     event TEXT NOT NULL, from_state TEXT NOT NULL, to_state TEXT NOT NULL,
     severity TEXT NOT NULL, service TEXT, value TEXT, detail TEXT,
-    notified INTEGER NOT NULL DEFAULT 0, silenced INTEGER NOT NULL DEFAULT 0);
+    notified INTEGER NOT NULL DEFAULT 0, silenced INTEGER NOT NULL DEFAULT 0,
+    queued INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS transitions_at ON transitions (at);
 CREATE TABLE IF NOT EXISTS check_buckets (
     name TEXT NOT NULL, bucket REAL NOT NULL, service TEXT,
@@ -86,18 +91,42 @@ class MonitorStore:
     """An open history database; one per thread, closed with :meth:`close`."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        """Open the database at ``path``, a regular file already made by
+        :func:`~opsctl.monitor._store_file.prepare_file`. Raises :class:`sqlite3.Error`
+        when SQLite cannot use it and :class:`DamagedStoreError` when its check fails.
+        """
         self.path = path
         self._connection = sqlite3.connect(
             path, timeout=_BUSY_TIMEOUT_SECONDS, isolation_level=None
         )
-        with contextlib.suppress(OSError):
-            path.chmod(0o600)
+        try:
+            self._prepare()
+        except BaseException:
+            self._connection.close()
+            raise
+
+    def _prepare(self) -> None:
         self._connection.execute("PRAGMA journal_mode=WAL")
         self._connection.execute("PRAGMA synchronous=NORMAL")
+        # A file cut short or overwritten can still open; its pages then fail one by one,
+        # mid-cycle, so they are checked once here.
+        verdict = self._connection.execute("PRAGMA quick_check(1)").fetchone()
+        if verdict is None or verdict[0] != "ok":
+            raise DamagedStoreError(str(verdict[0] if verdict else "no answer"))
         if self._connection.execute("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
-            self._connection.executescript(_SCHEMA)
-            self._connection.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+            self._migrate()
+
+    def _migrate(self) -> None:
+        with self._transaction() as db:
+            # Read again under the write lock: another process may have migrated meanwhile.
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version < 1:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            elif version < 2:  # noqa: PLR2004 (schema versions)
+                db.execute("ALTER TABLE transitions ADD COLUMN queued INTEGER NOT NULL DEFAULT 0")
+            db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
 
     def close(self) -> None:
         """Close the database."""
@@ -122,7 +151,9 @@ class MonitorStore:
             try:
                 states[key] = AlertState.from_dict(json.loads(text))
             except (ValueError, TypeError) as error:
-                logger.warning("Ignoring the unreadable state of alert %s: %s", key, error)
+                logger.warning(
+                    "Ignoring the unreadable state of alert %s: %s", one_line(key), one_line(error)
+                )
         return states
 
     def save_alerts(self, states: Iterable[AlertState], transitions: Sequence[Transition]) -> None:
@@ -135,10 +166,24 @@ class MonitorStore:
             )
             db.executemany(
                 "INSERT INTO transitions (at, key, event, from_state, to_state, severity,"
-                " service, value, detail, notified, silenced)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " service, value, detail, notified, silenced, queued)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [_transition_row(t) for t in transitions],
             )
+
+    def mark_notified(self, delivered: Iterable[tuple[str, float]]) -> int:
+        """Record that Slack confirmed the notification of alert ``key`` at ``at`` (Unix
+        seconds), for each pair in ``delivered``: its queued transitions become notified.
+        Return how many transitions changed.
+        """
+        # The time went through the notifier's queue in microseconds; allow for rounding.
+        with self._transaction() as db:
+            cursor = db.executemany(
+                "UPDATE transitions SET notified = 1, queued = 0"
+                " WHERE key = ? AND queued = 1 AND at BETWEEN ? AND ?",
+                [(key, at - 0.001, at + 0.001) for key, at in delivered],
+            )
+        return cursor.rowcount
 
     def forget_alerts(self, keys: Iterable[str]) -> None:
         """Drop the states of alerts nobody observes any more."""
@@ -232,8 +277,8 @@ class MonitorStore:
             )
             db.executemany(
                 "INSERT INTO transitions (at, key, event, from_state, to_state, severity,"
-                " service, value, detail, notified, silenced)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " service, value, detail, notified, silenced, queued)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [_transition_row(t) for t in changes],
             )
         return changes
@@ -244,7 +289,7 @@ class MonitorStore:
         """Transitions at or after ``since``, newest last (at most ``limit``, the newest)."""
         rows = self._connection.execute(
             "SELECT key, at, event, from_state, to_state, severity, service, value, detail,"
-            " notified, silenced FROM transitions WHERE at >= ? ORDER BY id DESC LIMIT ?",
+            " notified, silenced, queued FROM transitions WHERE at >= ? ORDER BY id DESC LIMIT ?",
             (since, limit),
         ).fetchall()
         return [
@@ -260,6 +305,7 @@ class MonitorStore:
                 detail=row[8],
                 notified=bool(row[9]),
                 silenced=bool(row[10]),
+                queued=bool(row[11]),
             )
             for row in reversed(rows)
         ]
@@ -315,9 +361,46 @@ class MonitorStore:
         return deleted
 
 
+def store_exists(state_dir: Path) -> bool:
+    """Tell whether ``state_dir`` has a monitor database (or a link in its place)."""
+    return os.path.lexists(state_dir / FILE_NAME)
+
+
 def open_store(state_dir: Path) -> MonitorStore:
-    """Open (creating if needed) the monitor database in ``state_dir``."""
-    return MonitorStore(state_dir / FILE_NAME)
+    """Open (creating if needed) the monitor database in ``state_dir``.
+
+    A damaged file is moved aside as ``monitor.sqlite.damaged-<UTC time>`` (a warning
+    names it) and a fresh one is started. Raises :class:`~opsctl.errors.ConfigError`
+    (exit 2) when the file or a companion of it is a symbolic link or not a regular file,
+    and :class:`~opsctl.errors.OperationFailedError` when SQLite cannot open it otherwise.
+    """
+    path = state_dir / FILE_NAME
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for attempt in (1, 2):
+        inode = prepare_file(path)
+        try:
+            return MonitorStore(path)
+        except DamagedStoreError as error:
+            reason = f"integrity check: {error}"
+        except sqlite3.DatabaseError as error:
+            if not is_damage(error) or attempt == 2:  # noqa: PLR2004 (the retry)
+                raise _cannot_open(path, error) from None
+            reason = str(error)
+        moved = move_aside(path, inode=inode)
+        if moved is not None:
+            logger.warning(
+                "The monitor's history %s is damaged (%s); moved it to %s and started a fresh one.",
+                path,
+                one_line(reason),
+                moved,
+            )
+    message = f"The monitor's history {path} is damaged again right after being replaced."
+    raise OperationFailedError(message, hint="Check the disk holding the state folder.")
+
+
+def _cannot_open(path: Path, error: sqlite3.Error) -> OperationFailedError:
+    message = f"Cannot open the monitor's history {path}: {one_line(error)}."
+    return OperationFailedError(message, hint="Check the state folder's owner and free space.")
 
 
 def _transition_row(t: Transition) -> tuple[object, ...]:
@@ -333,6 +416,7 @@ def _transition_row(t: Transition) -> tuple[object, ...]:
         t.detail,
         int(t.notified),
         int(t.silenced),
+        int(t.queued),
     )
 
 
