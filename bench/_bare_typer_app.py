@@ -14,11 +14,43 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 VERSION = "0.1.0"
 JSON_HELP = "Print one JSON document on stdout and nothing else there."
 
+# opsctl lists its commands in the order of its table; Typer alone would list every
+# command before every sub-app, moving the Configuration panel above Backup and GPU.
+LISTING_ORDER = (
+    "up",
+    "down",
+    "restart",
+    "status",
+    "logs",
+    "exec",
+    "verify",
+    "health",
+    "monitor",
+    "notify",
+    "backup",
+    "gpu",
+    "init",
+    "keys",
+    "memory-bank",
+    "env",
+    "config",
+)
+
+
+class ListedInOrder(TyperGroup):
+    """The root group, listing its commands in ``LISTING_ORDER``."""
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        return sorted(self.commands, key=LISTING_ORDER.index)
+
+
 app = typer.Typer(
+    cls=ListedInOrder,
     name="opsctl",
     help="Operate a GPU application stack run under supervisord: one declarative command.",
     no_args_is_help=True,
@@ -26,6 +58,34 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+# The monitor's help is its callback's docstring: what the loop does and its exit codes.
+monitor_app = typer.Typer(name="monitor", add_completion=False)
+app.add_typer(
+    monitor_app,
+    short_help="Watch the stack: checks, resources, heartbeats, alerts and /metrics.",
+    rich_help_panel="Health",
+)
+notify_app = typer.Typer(
+    name="notify",
+    help="Send notifications: a test message, the queue of undelivered ones.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(notify_app, rich_help_panel="Health")
+backup_app = typer.Typer(
+    name="backup",
+    help="Back up, list, verify, restore and prune backups of files and Redis.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(backup_app, rich_help_panel="Backup")
+gpu_app = typer.Typer(
+    name="gpu",
+    help="Show, check, clean up and tune the GPUs and the frameworks using them.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(gpu_app, rich_help_panel="GPU")
 keys_app = typer.Typer(
     name="keys",
     help="Set up, check and verify the API keys the stack uses.",
@@ -178,9 +238,11 @@ def restart(
     rich_help_panel="Lifecycle",
 )
 def status(ctx: typer.Context, json: JsonOption = False) -> None:
-    """Show each service's state, pid, uptime, port and health.
+    """Show each service's state, pid, uptime, port and health, then what the components
+    that embed opsctl's agent last reported to the stack's Redis.
 
     Exits 0 whenever the state could be read; `opsctl health` is the command that judges.
+    A Redis that cannot be read is said in one line; the services are still shown.
     """
 
 
@@ -255,11 +317,30 @@ def verify(
     output_format: Annotated[
         OutputFormat, typer.Option("--format", help="table, or tap for TAP version 13.")
     ] = OutputFormat.table,
+    push_gateway: Annotated[
+        str | None,
+        typer.Option(
+            "--push-gateway",
+            metavar="URL",
+            help="Push opsctl_verify_* to this Pushgateway (default: monitoring.pushgateway_url).",
+        ),
+    ] = None,
+    textfile: Annotated[
+        Path | None,
+        typer.Option(
+            "--textfile",
+            metavar="DIR",
+            help="Write opsctl_verify_* to DIR/opsctl_verify.prom for node_exporter "
+            "(default: monitoring.textfile_dir).",
+        ),
+    ] = None,
 ) -> None:
     """Check that the stack is ready to run: config, files, keys, ports, disk, backup, GPU,
     memory bank, and every [[verify.checks]] entry, concurrently, each within its timeout.
+    With a Pushgateway or a textfile folder, the verdict is also published as metrics.
 
-    Exits 0 when ready, 1 when a check failed, 3 with --strict when only warnings.
+    Exits 0 when ready, 1 when a check failed (or publishing the metrics failed), 3 with
+    --strict when only warnings.
     """
 
 
@@ -275,13 +356,387 @@ def health(
         typer.Argument(help="Check only these services; all, plus the host, when none."),
     ] = None,
     json: JsonOption = False,
+    history: Annotated[
+        bool,
+        typer.Option(
+            "--history", help="Show what the monitor recorded (transitions, uptime) instead."
+        ),
+    ] = False,
+    since: Annotated[
+        str,
+        typer.Option(
+            "--since", help="With --history: how far back (30m, 24h, 7d, 1d12h; 3650d at most)."
+        ),
+    ] = "24h",
 ) -> None:
     """Run every health check concurrently, each within its own deadline.
 
     Per service: its process state (a program that keeps crashing is reported as
     crash-looping whatever supervisord shows), then its declared checks (a TCP check of
     its port when it declares none). Then the host's free disk space. Exits 0 when healthy,
-    3 when only warnings, 1 when anything failed.
+    3 when only warnings, 1 when anything failed. With --history, runs nothing: shows the
+    alert and check transitions `opsctl monitor` recorded and each check's uptime (exit 0).
+    """
+
+
+@monitor_app.callback(invoke_without_command=True)
+def monitor(
+    ctx: typer.Context,
+    interval: Annotated[
+        float | None,
+        typer.Option(
+            "--interval",
+            min=0.1,
+            help="Seconds between cycles (default: monitoring.interval_seconds).",
+            show_default=False,
+        ),
+    ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=1,
+            max=65535,
+            help="Serve /metrics on this port (default: monitoring.metrics_port; none: off).",
+            show_default=False,
+        ),
+    ] = None,
+    once: Annotated[
+        bool,
+        typer.Option("--once", help="Run one cycle and exit with health's exit code (cron)."),
+    ] = False,
+    cycles: Annotated[
+        int | None,
+        typer.Option("--cycles", min=1, help="Stop after this many cycles.", show_default=False),
+    ] = None,
+    json: Annotated[
+        bool, typer.Option("--json", help="After the last cycle, print what it found as JSON.")
+    ] = False,
+) -> None:
+    """Run the monitoring loop until stopped (SIGTERM: exit 0; Ctrl-C: exit 130).
+
+    Every interval: the health checks, disk, memory, load, the stack's Redis, backup age,
+    component heartbeats and GPUs. Alerts fire after monitoring.fire_after bad cycles,
+    resolve after monitoring.resolve_after good ones, and go to Slack when it is
+    configured. With --once (or --cycles) it exits with health's code: 0 healthy,
+    3 degraded, 1 unhealthy. Exits 75 when another monitor of the project runs and 4 when
+    the /metrics port cannot be bound.
+    """
+
+
+@monitor_app.command("silence")
+def monitor_silence(
+    ctx: typer.Context,
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="An alert (disk_free:/srv), a family (disk_free), a glob, or a service "
+            "(200 characters at most)."
+        ),
+    ],
+    duration: Annotated[
+        str,
+        typer.Argument(help="How long, largest unit first: 30m, 2h, 1d, 1h30m (90 days at most)."),
+    ],
+    reason: Annotated[
+        str, typer.Option("--reason", "-r", help="Why, for whoever reads the list.")
+    ] = "",
+    everything: Annotated[
+        bool,
+        typer.Option("--all", help="Confirm a target of wildcards only ('*'): every alert."),
+    ] = False,
+    json: JsonOption = False,
+) -> None:
+    """Silence an alert, or every alert of a service, for a while.
+
+    A silenced alert still changes state and is recorded; it notifies nobody. When the
+    silence ends, whatever changed meanwhile is notified once. The running monitor
+    picks it up at its next cycle. Silencing everything ('*') takes --all.
+    """
+
+
+@monitor_app.command("silences")
+def monitor_silences(
+    ctx: typer.Context,
+    all_: Annotated[bool, typer.Option("--all", help="Include expired silences.")] = False,
+    json: JsonOption = False,
+) -> None:
+    """List the silences in force: id, target, time left, reason and who set it."""
+
+
+@monitor_app.command("unsilence")
+def monitor_unsilence(
+    ctx: typer.Context,
+    which: Annotated[str, typer.Argument(help="A silence's id, or the target it silences.")],
+    json: JsonOption = False,
+) -> None:
+    """End a silence now (by id, or every silence of a target). Exits 2 when none matches."""
+
+
+@monitor_app.command("alerts")
+def monitor_alerts(ctx: typer.Context, json: JsonOption = False) -> None:
+    """Show every alert the monitor knows: state, severity, since when, last value.
+
+    Exits 0 when none fires, 3 when only warnings fire, 1 when a critical one fires.
+    """
+
+
+@notify_app.command("test")
+def notify_test(ctx: typer.Context, json: JsonOption = False) -> None:
+    """Send a test message to Slack, after whatever is still queued.
+
+    Exits 0 when it was delivered; 1 when it was not (queued for a later try, or refused
+    by Slack for good), with the reason, or when the queue's folder is damaged; 2 when no
+    Slack is configured; 130 when interrupted (Ctrl-C or SIGTERM), the message then queued.
+    """
+
+
+@notify_app.command("queue")
+def notify_queue(ctx: typer.Context, json: JsonOption = False) -> None:
+    """List the notifications waiting to be delivered and the dead letters Slack refused.
+
+    Shows each one's number, event, severity, title, age, attempts and last error; never
+    the message's detail. Damaged files are moved aside and counted (they are never
+    delivered). Works without Slack configured. Exits 0, or 1 when the queue's folder cannot
+    be read.
+    """
+
+
+@notify_app.command("flush")
+def notify_flush(
+    ctx: typer.Context,
+    dead: Annotated[
+        bool,
+        typer.Option(
+            "--dead", help="Also retry the dead letters (after fixing what Slack refused)."
+        ),
+    ] = False,
+    json: JsonOption = False,
+) -> None:
+    """Deliver the queued notifications now, oldest first.
+
+    Stops at the first message Slack does not accept yet, so that order holds. Exits 0
+    when the queue is empty afterwards; 1 when messages remain or Slack refused some for
+    good, or the queue's folder is damaged; 2 when no Slack is configured; 75 when another
+    process is delivering; 130 when interrupted (Ctrl-C or SIGTERM), nothing lost.
+    """
+
+
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do it without asking.")]
+BackupDryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Show what would happen; change nothing.")
+]
+SourceOption = Annotated[
+    list[str] | None,
+    typer.Option("--source", "-s", help="Only this source (files, redis); repeatable."),
+]
+
+
+@backup_app.command("run")
+def backup_run(ctx: typer.Context, source: SourceOption = None, json: JsonOption = False) -> None:
+    """Back up the configured paths and Redis into one new archive.
+
+    Made for cron: silent on success without a terminal, exit 1 and an alert on failure,
+    75 when another run holds the destination. Nothing partial is ever listed; leftovers of
+    killed runs are removed. Prunes afterwards when backup.prune_after_run is set.
+    """
+
+
+@backup_app.command("list")
+def backup_list(ctx: typer.Context, json: JsonOption = False) -> None:
+    """List the committed backups, newest first: id, time, size, files, sources."""
+
+
+@backup_app.command("verify")
+def backup_verify(
+    ctx: typer.Context,
+    backup_id: Annotated[
+        str | None, typer.Argument(metavar="ID", help="The backup (default: the newest).")
+    ] = None,
+    all_backups: Annotated[bool, typer.Option("--all", help="Verify every backup.")] = False,
+    json: JsonOption = False,
+) -> None:
+    """Re-read backups end to end and re-hash every file against the manifest.
+
+    Exits 1 when any backup is damaged.
+    """
+
+
+@backup_app.command("restore")
+def backup_restore(
+    ctx: typer.Context,
+    backup_id: Annotated[
+        str, typer.Argument(metavar="ID", help="The backup: an id, a unique prefix, or latest.")
+    ],
+    source: SourceOption = None,
+    to: Annotated[
+        Path | None,
+        typer.Option("--to", help="Restore under this folder instead of in place."),
+    ] = None,
+    dry_run: BackupDryRunOption = False,
+    yes: YesOption = False,
+    json: JsonOption = False,
+) -> None:
+    """Restore a backup: files in place (or under --to), Redis by swapping its snapshot.
+
+    Extraction is safe: absolute paths, '..', links that escape, hard links outside the
+    backup and device files are refused and reported. Every file is checked against its
+    checksum before it replaces anything. Redis in place: its service is stopped, the RDB
+    swapped (the old one kept beside it), the service started and its key count checked.
+    Exits 1 when anything was refused or a check failed.
+    """
+
+
+@backup_app.command("prune")
+def backup_prune(
+    ctx: typer.Context,
+    dry_run: BackupDryRunOption = False,
+    yes: YesOption = False,
+    json: JsonOption = False,
+) -> None:
+    """Remove the backups backup.retention does not keep (restic forget rules).
+
+    The newest complete backup is never removed, nor every backup. See docs/retention.md.
+    """
+
+
+class Framework(StrEnum):
+    """The frameworks ``gpu check`` knows, by the name they are imported as."""
+
+    cupy = "cupy"
+    tensorflow = "tensorflow"
+    tensorrt = "tensorrt"
+    torch = "torch"
+
+
+class CleanupLevel(StrEnum):
+    """How far ``gpu cleanup`` goes when the thresholds are not what decides."""
+
+    soft = "soft"
+    hard = "hard"
+
+
+GpuDryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Show what would be done; change nothing.")
+]
+
+
+@gpu_app.command("status")
+def gpu_status(
+    ctx: typer.Context,
+    json: JsonOption = False,
+    record: Annotated[
+        Path | None,
+        typer.Option(
+            "--record",
+            help="Also save the device answers to FILE, to replay them later with "
+            "OPSCTL_GPU_RECORDED=FILE.",
+            metavar="FILE",
+        ),
+    ] = None,
+) -> None:
+    """Show each GPU and which service holds its memory.
+
+    Per device: memory used and total, utilization, temperature, power against its
+    limit, clocks, ECC errors and MIG mode; then the processes holding GPU memory, each
+    mapped to the stack's service (a process no service holds is an orphan). Works
+    outside a project too, without the mapping. -q shows only orphans and uncorrected
+    ECC errors.
+
+    Exits 4 when there is no usable GPU (no driver, no NVML library, no device), with a
+    one-line reason; with --json it then prints {"gpus": [], "error": ...}. Set
+    OPSCTL_GPU_RECORDED=FILE to read recorded answers instead of the devices.
+    """
+
+
+@gpu_app.command("check")
+def gpu_check(
+    ctx: typer.Context,
+    json: JsonOption = False,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            min=0.1,
+            help="Seconds each framework probe may take before it counts as hung.",
+        ),
+    ] = 60.0,
+    framework: Annotated[
+        list[Framework] | None,
+        typer.Option("--framework", help="Check only this framework (repeatable)."),
+    ] = None,
+) -> None:
+    """Check the GPU stack: the driver and its CUDA version, and for CuPy, TensorFlow,
+    TensorRT and PyTorch in opsctl's and each service's Python environment: installed,
+    version, whether it sees the GPU, and whether the CUDA release it was built for runs on
+    the driver.
+
+    Each framework is imported in a subprocess with a timeout: one that crashes or hangs
+    is reported, never takes opsctl down. Exits 1 when a check failed, 4 when gpu.require
+    is set and there is no usable GPU (without it, a missing GPU is a warning), else 0.
+    """
+
+
+@gpu_app.command("cleanup")
+def gpu_cleanup(
+    ctx: typer.Context,
+    level: Annotated[
+        CleanupLevel | None,
+        typer.Option(
+            "--level",
+            help="Clean up at this level whatever the usage (default: the level the "
+            "gpu.policy thresholds reached).",
+        ),
+    ] = None,
+    dry_run: GpuDryRunOption = False,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", "-y", help="Restart or kill without asking (required off a terminal)."
+        ),
+    ] = False,
+    kill_orphans: Annotated[
+        bool,
+        typer.Option(
+            "--kill-orphans",
+            help="Also end processes holding GPU memory that belong to no service "
+            "(SIGTERM, then SIGKILL).",
+        ),
+    ] = False,
+    json: JsonOption = False,
+) -> None:
+    """Free GPU memory progressively. At the soft threshold, ask the stack's components to
+    free their framework caches (each replies with the bytes it freed); at the hard
+    threshold, restart the service holding the most GPU memory. Processes holding GPU
+    memory that no service started are reported, and ended only with --kill-orphans.
+
+    Restarts and kills ask for confirmation on a terminal and need --yes otherwise.
+    Exits 0 when done (or nothing was needed), 1 when a step failed, 2 when confirmation
+    was missing, 4 when there is no usable GPU.
+    """
+
+
+@gpu_app.command("optimize")
+def gpu_optimize(
+    ctx: typer.Context,
+    write: Annotated[
+        bool,
+        typer.Option(
+            "--write",
+            help="Write the variables into the project's .env (or the global --env-file).",
+        ),
+    ] = False,
+    json: JsonOption = False,
+    dry_run: GpuDryRunOption = False,
+) -> None:
+    """Recommend settings for the GPUs found, each with its reason: mixed precision (bf16
+    from compute capability 8.0, fp16 on 7.x), TF32, TensorFlow's allocator and memory
+    growth, CuPy's pool limit, PyTorch's allocator, MIG, and what GH200's unified memory
+    changes.
+
+    `opsctl gpu optimize --env-file PATH` (or --write, for the project's .env) writes the
+    variables into that file: atomically, mode 0600, every other line kept. Exits 4 when
+    there is no usable GPU.
     """
 
 
@@ -437,6 +892,9 @@ class RenderTarget(StrEnum):
     compose = "compose"
     cron = "cron"
     systemd = "systemd"
+    prometheus = "prometheus"
+    alerts = "alerts"
+    grafana = "grafana"
 
 
 @config_app.command("show")
@@ -460,7 +918,8 @@ def config_render(
 ) -> None:
     """Render a generated artefact from the configuration: supervisord.conf as opsctl uses
     it, the equivalent compose file, or the scheduled jobs for cron or systemd (with -o, a
-    folder for the systemd units).
+    folder for the systemd units); for monitoring, the Prometheus scrape config
+    (prometheus), its alerting rules (alerts) or a Grafana dashboard (grafana).
     """
 
 
