@@ -11,8 +11,6 @@ import errno
 import os
 import socket
 import stat
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,14 +23,6 @@ from opsctl.config import DiskCheck, Project, command_argv
 if TYPE_CHECKING:
     from opsctl.keys import KeyState
     from opsctl.runtime import Runtime, Snapshot
-
-_GPU_PROBE_TIMEOUT_SECONDS = 20.0
-_GPU_PROBE = """
-import pynvml
-pynvml.nvmlInit()
-count = pynvml.nvmlDeviceGetCount()
-print(count, pynvml.nvmlSystemGetDriverVersion())
-"""
 
 
 def _check(
@@ -261,34 +251,15 @@ def _existing_ancestor(path: Path) -> Path:
 
 
 def _gpu_checks(project: Project) -> list[Check]:
+    """With ``gpu.require``: the driver, and each framework installed in opsctl's and the
+    services' environments (installed, seeing the GPU, built for a CUDA the driver runs),
+    each probed in a subprocess by ``gpu check``'s own checks.
+    """
     if not project.config.gpu.require:
         return []
+    from opsctl.gpu._check import gpu_checks
 
-    def probe(timeout: float) -> Outcome:
-        try:
-            result = subprocess.run(
-                [sys.executable, "-c", _GPU_PROBE],
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            return Outcome("fail", f"NVML did not answer within {timeout:g} s")
-        if "No module named 'pynvml'" in result.stderr:
-            return Outcome("fail", "nvidia-ml-py is not installed: pip install 'opsctl[gpu]'")
-        if result.returncode != 0:
-            reason = (
-                result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "unknown error"
-            )
-            return Outcome("fail", f"no usable GPU: {reason}")
-        count, _, driver = result.stdout.strip().partition(" ")
-        if count == "0":
-            return Outcome("fail", f"driver {driver} sees no GPU")
-        return Outcome("pass", f"{count} GPU(s), driver {driver}")
-
-    check = _check("gpu", "GPU present", "nvml", probe)
-    return [dataclasses.replace(check, timeout_seconds=_GPU_PROBE_TIMEOUT_SECONDS)]
+    return gpu_checks(project, installed_only=True)
 
 
 def _memory_bank_checks(project: Project) -> list[Check]:
