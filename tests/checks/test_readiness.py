@@ -15,7 +15,7 @@ from opsctl.checks.verify import run_verify
 from opsctl.config import load_project
 from opsctl.runtime import get_runtime
 from opsctl.secrets import MASK
-from tests.support import free_port, write_project
+from tests.support import free_port, run_cli, write_project
 
 # The built-in disk check of the project root is always present; these thresholds keep it
 # quiet where a test is about another section.
@@ -685,3 +685,34 @@ def test_builtin_checks_carry_builtin_and_section_tags(root: Path) -> None:
     )
     for result in report.checks:
         assert result.tags == ("builtin", result.section), result.name
+
+
+def test_backup_age_warns_without_a_backup_then_passes_after_a_run(root: Path) -> None:
+    """No backup yet is a warning (it must not stop `up`); a fresh one passes; once older
+    than backup.max_age_hours it warns again, naming the limit.
+    """
+    data = root / "data"
+    data.mkdir()
+    (data / "a.txt").write_text("payload")
+    toml = f"""
+        [backup]
+        destination = "{root}/backups"
+        paths = ["{data}"]
+        max_age_hours = {{hours}}
+        """
+    first = by_name(verify(root, toml.format(hours=24)))["newest backup age"]
+    assert (first.status, first.detail) == ("warn", "no complete backup yet: run opsctl backup run")
+
+    assert run_cli("-c", str(root / "opsctl.toml"), "backup", "run").exit_code == 0
+    fresh = by_name(verify(root, toml.format(hours=24)))["newest backup age"]
+    assert fresh.status == "pass"
+    assert fresh.detail.startswith("newest complete backup ")
+
+    stale = by_name(verify(root, toml.format(hours=1e-9)))["newest backup age"]
+    assert stale.status == "warn"
+    assert "more than backup.max_age_hours (1e-09)" in stale.detail
+
+
+def test_backup_age_is_not_checked_when_nothing_is_backed_up(root: Path) -> None:
+    report = verify(root, "")
+    assert "newest backup age" not in by_name(report)

@@ -388,3 +388,31 @@ def test_every_translation_is_a_calendar_systemd_accepts(schedule: str) -> None:
         timeout=30,
     )
     assert result.returncode == 0, f"{schedule!r} -> {calendar!r}: {result.stderr.strip()}"
+
+
+def test_backup_job_only_when_backup_names_something_to_back_up(tmp_path: Path) -> None:
+    """backup run is scheduled with backup.schedule once [backup] has paths or Redis."""
+    plain = schedule_project(tmp_path / "plain")
+    assert not any(" -q backup run;" in line for line in job_lines(render(plain, "cron").stdout))
+
+    config = write_project(
+        tmp_path / "backed",
+        f"""
+        [project]
+        name = "sched"
+
+        [backup]
+        paths = ["{tmp_path}"]
+        schedule = "15 3 * * *"
+        """,
+    )
+    cron = render(config, "cron")
+    assert cron.exit_code == 0, cron.output
+    (line,) = [line for line in job_lines(cron.stdout) if " -q backup run;" in line]
+    assert line.startswith("15 3 * * * ")
+
+    units = tmp_path / "units"
+    assert render(config, "systemd", "-o", str(units)).exit_code == 0
+    timer = (units / "opsctl-sched-backup.timer").read_text()
+    assert "OnCalendar=*-*-* 3:15:00" in timer
+    assert "backup run" in (units / "opsctl-sched-backup.service").read_text()

@@ -240,7 +240,35 @@ def _backup_checks(project: Project) -> list[Check]:
             return Outcome("pass", "exists and is writable")
         return Outcome("pass", f"will be created under {existing}, which is writable")
 
-    return [_check("backup", "backup destination writable", str(destination), probe)]
+    checks = [_check("backup", "backup destination writable", str(destination), probe)]
+    if project.config.backup.backend == "archive":
+        checks.append(_backup_age_check(project, destination))
+    return checks
+
+
+def _backup_age_check(project: Project, destination: Path) -> Check:
+    """The newest complete backup is younger than ``backup.max_age_hours``. Only a warning
+    when it is not (or when there is none yet): an old backup must not stop ``up``, and
+    ``verify --strict`` turns it into a failure for those who want that.
+    """
+    max_age_hours = project.config.backup.max_age_hours
+
+    def probe(_timeout: float) -> Outcome:
+        from datetime import UTC, datetime
+
+        from opsctl.backup import list_backups
+
+        complete = [stored for stored in list_backups(project) if stored.problem is None]
+        if not complete:
+            return Outcome("warn", "no complete backup yet: run opsctl backup run")
+        newest = max(complete, key=lambda stored: stored.manifest.finished_at)
+        age_hours = (datetime.now(UTC) - newest.manifest.finished_at).total_seconds() / 3600
+        detail = f"newest complete backup {newest.id} is {age_hours:.1f} h old"
+        if age_hours > max_age_hours:
+            return Outcome("warn", f"{detail}, more than backup.max_age_hours ({max_age_hours:g})")
+        return Outcome("pass", detail)
+
+    return _check("backup", "newest backup age", str(destination), probe)
 
 
 def _existing_ancestor(path: Path) -> Path:

@@ -37,12 +37,16 @@ class Job:
 
 
 def scheduled_jobs(project: Project) -> list[Job]:
-    """The jobs this project runs on a schedule: verify always, memory-bank activation
-    (which records a snapshot for `memory-bank history`) when the bank exists or is required.
+    """The jobs this project runs on a schedule: verify always, a backup when ``[backup]``
+    names something to back up, memory-bank activation (which records a snapshot for
+    `memory-bank history`) when the bank exists or is required.
     """
     jobs = [
         Job("verify", "readiness verification", project.config.verify.schedule, ("-q", "verify"))
     ]
+    backup = project.config.backup
+    if backup.paths or backup.redis:
+        jobs.append(Job("backup", "backup", backup.schedule, ("-q", "backup", "run")))
     bank = project.config.memory_bank
     if bank.required or (project.root / bank.path).is_dir():
         jobs.append(
