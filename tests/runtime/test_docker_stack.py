@@ -354,3 +354,34 @@ def test_service_environment_is_built_into_the_image_and_used(
     finally:
         stack.cli("down")
         subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, check=False)
+
+
+def test_redis_in_the_container_is_backed_up_and_restored_through_file_copy(
+    docker_stack: Callable[..., StackProject], tmp_path: Path
+) -> None:
+    """With the docker runtime, the snapshot is copied out of the container, and a restore
+    copies it back in, restarts the program and finds the keys again.
+    """
+    import redis
+
+    port = free_port()
+    destination = tmp_path / "backups"
+    stack = docker_stack(
+        redis_service(port) + f'\n[backup]\nredis = "redis"\ndestination = "{destination}"\n'
+    )
+    assert stack.cli("up").exit_code == 0
+    client = redis.Redis(port=port, socket_timeout=5)
+    client.mset({"alpha": "1", "beta": "2"})
+
+    run = stack.cli("backup", "run", "--json")
+    assert run.exit_code == 0, run.output
+    (source,) = json.loads(run.stdout)["sources"]
+    assert (source["name"], source["metadata"]["method"]) == ("redis", "container")
+    assert source["metadata"]["keys"] == 2
+
+    client.flushall()
+    restore = stack.cli("backup", "restore", "latest", "--source", "redis", "--yes")
+    assert restore.exit_code == 0, restore.output
+    client = redis.Redis(port=port, socket_timeout=5)
+    wait_for(lambda: client.get("alpha") == b"1", timeout_seconds=30, message="restored keys")
+    assert client.get("beta") == b"2"
