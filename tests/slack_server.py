@@ -27,15 +27,18 @@ Usage::
 
 Behaviours, applied one per request in arrival order (``slack.default`` once the script
 is used up): :class:`Ok`, :class:`RateLimited` (429 + Retry-After), :class:`ServerError`
-(5xx), :class:`Malformed` (a body that is not Slack's answer), :class:`Hang` (reads the
-request, answers nothing, closes after a while), :class:`Fail` (a permanent error in the
-protocol's own shape). ``slack.requests`` records every request received, in order, with
-the monotonic time it arrived; ``slack.messages`` only those that were posted.
+(5xx), :class:`Malformed` (a body that is not Slack's answer), :class:`Flood` (a huge body,
+or one that trickles in), :class:`Hang` (reads the request, answers nothing, closes after a
+while), :class:`Fail` (a permanent error in the protocol's own shape). ``slack.requests``
+records every request received, in order, with the monotonic time it arrived;
+``slack.messages`` only those that were posted; ``slack.hung_up`` the indexes of the requests
+whose answer the client stopped reading before its end.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections import deque
@@ -92,6 +95,19 @@ class Malformed:
 
 
 @dataclass(frozen=True)
+class Flood:
+    """``status`` with ``size_bytes`` of filler, announced in Content-Length and written
+    ``chunk_bytes`` at a time, ``interval_seconds`` apart: a huge answer, or (small chunks,
+    an interval) one that trickles in without ever leaving the socket idle.
+    """
+
+    size_bytes: int = 50_000_000
+    chunk_bytes: int = 1 << 16
+    interval_seconds: float = 0.0
+    status: int = 200
+
+
+@dataclass(frozen=True)
 class Hang:
     """Read the request, answer nothing for ``seconds``, then close the connection."""
 
@@ -105,7 +121,7 @@ class Fail:
     error: str = "invalid_auth"
 
 
-Behaviour = Ok | RateLimited | ServerError | Malformed | Hang | Fail
+Behaviour = Ok | RateLimited | ServerError | Malformed | Flood | Hang | Fail
 
 
 @dataclass(frozen=True)
@@ -133,6 +149,12 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False
     allow_reuse_address = True
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up before the whole answer is sent is a case under test.
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
+
 
 @dataclass
 class SlackServer:
@@ -143,6 +165,7 @@ class SlackServer:
     webhook_path: str = WEBHOOK_PATH
     default: Behaviour = field(default_factory=Ok)
     requests: list[Received] = field(default_factory=list)
+    hung_up: list[int] = field(default_factory=list)
     port: int = 0
 
     def __post_init__(self) -> None:
@@ -235,9 +258,10 @@ class SlackServer:
         with self._lock:
             return self._script.popleft() if self._script else self.default
 
-    def _record(self, request: Received) -> None:
+    def _record(self, request: Received) -> int:
         with self._lock:
             self.requests.append(request)
+            return len(self.requests) - 1
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         stand_in = self
@@ -270,8 +294,8 @@ class SlackServer:
         )
         behaviour = self._next_behaviour()
 
-        def record(answer: str, *, posted: bool = False) -> None:
-            self._record(
+        def record(answer: str, *, posted: bool = False) -> int:
+            return self._record(
                 Received(protocol, "POST", path, headers, body, payload, arrived, answer, posted)
             )
 
@@ -297,6 +321,12 @@ class SlackServer:
         if isinstance(behaviour, Malformed):
             record("malformed")
             _send(handler, behaviour.status, behaviour.body, "text/html")
+            return
+        if isinstance(behaviour, Flood):
+            index = record("flood")
+            if not _flood(handler, behaviour):
+                with self._lock:
+                    self.hung_up.append(index)
             return
         forced = behaviour.error if isinstance(behaviour, Fail) else None
         delay = behaviour.delay_seconds if isinstance(behaviour, Ok) else 0.0
@@ -419,6 +449,26 @@ def _block_fits(block: Any) -> bool:
         elements = block.get("elements") or []
         return 0 < len(elements) <= 10
     return block.get("type") in {"divider", "actions", "image", "rich_text", "input", "file"}
+
+
+def _flood(handler: BaseHTTPRequestHandler, flood: Flood) -> bool:
+    """Write ``flood``'s answer; ``False`` when the client hung up before its end."""
+    handler.send_response(flood.status)
+    handler.send_header("Content-Type", "text/plain; charset=utf-8")
+    handler.send_header("Content-Length", str(flood.size_bytes))
+    handler.end_headers()
+    left = flood.size_bytes
+    chunk = b"A" * flood.chunk_bytes
+    try:
+        while left > 0:
+            handler.wfile.write(chunk[:left])
+            handler.wfile.flush()
+            left -= len(chunk[:left])
+            time.sleep(flood.interval_seconds)
+    except OSError:
+        handler.close_connection = True
+        return False
+    return True
 
 
 def _json(data: dict[str, Any]) -> str:

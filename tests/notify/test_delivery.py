@@ -1,12 +1,15 @@
-"""Delivery through the real slack-sdk clients to the Slack stand-in: Block Kit content,
-retries of what is worth retrying, and permanent errors reported without retrying.
+"""Delivery through the real transports to the Slack stand-in: Block Kit content, retries
+of what is worth retrying, permanent errors reported without retrying, the time budget.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from opsctl.notify import DeliverySettings, Notification, Notifier, notifier_for
+from opsctl.notify import DeliverySettings, MessageQueue, Notification, Notifier, notifier_for
+from opsctl.notify._slack import Attempt
 from tests.notify.conftest import ProjectFactory
 from tests.slack_server import Fail, Hang, Malformed, RateLimited, ServerError, SlackServer
 
@@ -205,3 +208,61 @@ def test_wrong_bot_token_is_refused_by_the_stand_in(
     assert result.status == "dead"
     assert "invalid_auth" in (result.reason or "")
     assert len(slack.requests) == 1
+
+
+class _Clock:
+    """A monotonic clock that moves only when code sleeps or a request takes its time."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def time(self) -> float:
+        import time
+
+        return time.time()
+
+
+class _SlowSlack:
+    """A transport whose every request takes all the time it is given, then fails."""
+
+    description = "a Slack that never answers"
+
+    def __init__(self, clock: _Clock) -> None:
+        self.clock = clock
+        self.requests: list[tuple[float, float]] = []
+
+    def post(self, message: object, *, timeout_seconds: float) -> Attempt:
+        self.requests.append((self.clock.now, timeout_seconds))
+        self.clock.sleep(timeout_seconds)
+        return Attempt(delivered=False, retryable=True, reason="unreachable: timed out")
+
+
+def test_no_request_outlives_the_time_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However the retries fall, every request ends within max_total_seconds of the call."""
+    from opsctl.notify import _notifier
+
+    clock = _Clock()
+    monkeypatch.setattr(_notifier, "time", clock)
+    transport = _SlowSlack(clock)
+    settings = DeliverySettings(
+        timeout_seconds=2.0, max_attempts=20, backoff_seconds=0.05, max_total_seconds=4.5
+    )
+    sender = Notifier(
+        transport, MessageQueue(tmp_path / "notify", max_messages=10), settings=settings, source="p"
+    )
+    started = clock.now
+
+    result = sender.deliver(alert())
+
+    assert result.status == "queued"
+    assert len(transport.requests) == 2
+    assert all(start + timeout <= started + 4.5 for start, timeout in transport.requests)
+    assert clock.now <= started + 4.5

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from opsctl.config import load_project
 from opsctl.errors import ConfigError
-from opsctl.notify import notifier_for
+from opsctl.notify import Notification, notifier_for
 from tests.notify.conftest import FAST, ProjectFactory
-from tests.slack_server import Fail, SlackServer
-from tests.support import run_cli, write_project
+from tests.slack_server import Fail, Hang, SlackServer
+from tests.support import run_cli, wait_for, write_project
 
 
 def cli(project_path: Path, *args: str) -> tuple[int, str, str]:
@@ -178,3 +182,146 @@ def test_process_environment_overrides_the_env_file(
 
     assert code == 0
     assert len(slack.messages) == 1
+
+
+def test_queue_reports_damaged_files_instead_of_an_empty_queue(
+    slack: SlackServer, make_project: ProjectFactory
+) -> None:
+    """Unreadable files are counted and named by ``notify queue``, never passed over."""
+    project = make_project()
+    sender = notifier_for(project)
+    assert sender is not None
+    for number in (1, 2):
+        sender.queue.put(_titled(f"alert {number}"))
+    folder = sender.queue.folder
+    (folder / "queue" / "000000000001.json").write_text("{not json")
+    (folder / "queue" / "000000000002.json").write_text("[]")
+
+    code, out, err = cli(project.config_path, "queue")
+
+    assert code == 0
+    assert "No notification is waiting" not in out
+    assert (
+        f"2 damaged notification file(s) set aside in {folder / 'dead'}, never to be delivered"
+        in err
+    )
+    code, out, _ = cli(project.config_path, "queue", "--json")
+    listing = json.loads(out)
+    assert listing["queued"] == []
+    assert listing["damaged"] == ["000000000001.unreadable", "000000000002.unreadable"]
+
+
+@pytest.mark.parametrize("name", ["queue", "dead"])
+@pytest.mark.parametrize("command", ["queue", "flush", "test"])
+def test_queue_folder_that_is_a_file_exits_1_naming_it(
+    name: str, command: str, slack: SlackServer, make_project: ProjectFactory
+) -> None:
+    """queue/ or dead/ being a regular file is damaged state: exit 1 with the path named,
+    no traceback and no "unexpected" error.
+    """
+    project = make_project()
+    folder = project.state_dir / "notify"
+    folder.mkdir(parents=True)
+    (folder / name).write_text("oops")
+
+    code, out, err = cli(project.config_path, command)
+
+    assert code == 1
+    assert f"{folder / name} is not a folder" in err
+    assert "unexpected" not in err.lower()
+    assert "Traceback" not in err
+    assert slack.requests == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1/services/T0/B0/SecretPart0123",
+        "http://127.0.0.1:99999/services/T0/B0/SecretPart0123",
+        "http://127.0.0.1:port/services/T0/B0/SecretPart0123",
+        "http://user:SecretPart0123@127.0.0.1:9/services/T0/B0/x",
+        "https://:SecretPart0123@hooks.example.invalid/services/x",
+        "https://SecretPart0123@hooks.example.invalid/services/x",
+        "http://127.0.0.1:9/services/T0/B0/SecretPart0123\x01",
+        "http://127.0.0.1:9/services/T0/B0/Secret Part0123",
+    ],
+)
+def test_unusable_webhook_url_is_a_config_error_naming_the_variable(
+    url: str, tmp_path: Path
+) -> None:
+    """Bad URLs, and URLs carrying user credentials, exit 2 naming the variable, not its
+    value, before any request or name lookup.
+    """
+    path = write_project(tmp_path / "p", FAST)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SLACK_WEBHOOK_URL", url)
+        with pytest.raises(ConfigError, match="SLACK_WEBHOOK_URL"):
+            notifier_for(load_project(path))
+        code, out, err = cli(path, "test")
+
+    assert code == 2
+    assert "SLACK_WEBHOOK_URL" in err
+    assert "SecretPart" not in out + err
+    assert "unexpected" not in err.lower()
+
+
+def test_test_after_a_damaged_sequence_reports_no_negative_count(
+    slack: SlackServer, make_project: ProjectFactory
+) -> None:
+    """With a sequence file saying -5, ``notify test`` delivers and counts nothing odd."""
+    project = make_project()
+    folder = project.state_dir / "notify"
+    folder.mkdir(parents=True)
+    (folder / "sequence").write_text("-5\n")
+
+    code, out, err = cli(project.config_path, "test", "--json")
+
+    assert code == 0
+    report = json.loads(out)
+    assert (report["sequence"], report["earlier_delivered"]) == (1, 0)
+    assert "-1" not in err
+
+
+# A shell that ignores SIGINT for the command it runs, as one does for a background job.
+_IGNORING_SIGINT = ["sh", "-c", 'trap \'\' INT; exec "$0" "$@"']
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("command", ["flush", "test"])
+def test_signal_while_slack_hangs_exits_130_and_keeps_the_queue(
+    sig: signal.Signals, command: str, slack: SlackServer, make_project: ProjectFactory
+) -> None:
+    """SIGINT or SIGTERM while a request hangs stops the command at once with exit 130;
+    the message stays queued, nothing is lost. Even a SIGINT the shell had ignored counts.
+    """
+    project = make_project()
+    sender = notifier_for(project)
+    assert sender is not None
+    sender.queue.put(_titled("waiting"))
+    slack.script(Hang(seconds=60))
+    argv = [sys.executable, "-m", "opsctl", "-c", str(project.config_path), "notify", command]
+    process = subprocess.Popen(
+        [*_IGNORING_SIGINT, *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OPSCTL_NOTIFY__TIMEOUT_SECONDS": "60"},
+    )
+    try:
+        wait_for(lambda: len(slack.requests) == 1, timeout_seconds=60, message="request sent")
+        process.send_signal(sig)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+    assert process.returncode == 130
+    assert "Interrupted" in err
+    assert [m.notification.title for m in sender.queue.pending()][0] == "waiting"
+    assert len(slack.requests) == 1
+
+
+def _titled(title: str) -> Notification:
+    return Notification(key="k", event="firing", severity="warning", title=title)

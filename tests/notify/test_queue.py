@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from opsctl.errors import OperationFailedError
 from opsctl.notify import Notification, Notifier, notifier_for
 from tests.notify.conftest import ProjectFactory
-from tests.slack_server import Ok, SlackServer
+from tests.slack_server import Ok, RateLimited, SlackServer
 from tests.support import wait_for
 
 
@@ -257,3 +258,183 @@ def test_flush_while_another_process_delivers_exits_75(
     assert sent.status == "queued"
     assert slack.requests == []
     assert sender.flush() == 1
+
+
+def test_enqueue_writes_in_order_and_sends_nothing(
+    slack: SlackServer, make_project: ProjectFactory
+) -> None:
+    """``enqueue`` only queues, after what is there; the next flush delivers in order."""
+    sender = notifier(make_project)
+    sender.queue.put(numbered(1))
+
+    sender.enqueue(numbered(2))
+    sender.enqueue(numbered(3))
+
+    assert slack.requests == []
+    assert [m.notification.title for m in sender.queue.pending()] == [
+        "alert 1",
+        "alert 2",
+        "alert 3",
+    ]
+    assert sender.queue.sequences() == [1, 2, 3]
+    assert sender.flush() == 3
+    assert titles(slack) == ["alert 1", "alert 2", "alert 3"]
+
+
+def test_enqueue_scrubs_secrets_and_leaves_no_temporary_file(
+    slack: SlackServer, make_project: ProjectFactory
+) -> None:
+    """What ``enqueue`` writes is scrubbed like any queued message, and written atomically."""
+    sender = notifier(make_project)
+    secret = slack.webhook_path.rsplit("/", 1)[1]
+
+    sender.enqueue(
+        Notification(key="k", event="firing", severity="info", title="t", detail=slack.webhook_url)
+    )
+
+    folder = sender.queue.folder / "queue"
+    assert sorted(os.listdir(folder)) == ["000000000001.json"]
+    assert secret not in (folder / "000000000001.json").read_text()
+
+
+def test_enqueue_into_a_broken_queue_logs_and_does_not_raise(
+    slack: SlackServer, make_project: ProjectFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When the queue cannot be written, ``enqueue`` logs an error naming the message."""
+    sender = notifier(make_project)
+    sender.queue.folder.mkdir(parents=True)
+    (sender.queue.folder / "queue").write_text("not a folder")
+
+    sender.enqueue(numbered(1))
+
+    assert "Cannot queue the notification 'alert 1'" in caplog.text
+    assert "is not a folder" in caplog.text
+    assert slack.requests == []
+
+
+@pytest.mark.parametrize("recorded", ["-5", "0", "abc", "", "99999999999999999999"])
+def test_damaged_sequence_file_starts_after_the_highest_number_on_disk(
+    recorded: str,
+    slack: SlackServer,
+    make_project: ProjectFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A sequence file that is no usable number is ignored, with a warning: numbering goes on
+    after every number in queue/ and dead/, set-aside files included.
+    """
+    sender = notifier(make_project)
+    sender.queue.put(numbered(7))
+    folder = sender.queue.folder
+    (folder / "queue" / "000000000001.json").rename(folder / "queue" / "000000000007.json")
+    (folder / "dead" / "000000000012.unreadable").write_text("{damaged")
+    (folder / "sequence").write_text(recorded + "\n")
+
+    message = sender.queue.put(numbered(8))
+
+    assert message.sequence == 13
+    assert sender.queue.sequences() == [7, 13]
+    assert (folder / "sequence").read_text() == "14\n"
+    assert f"Ignoring {folder / 'sequence'}" in caplog.text
+
+
+def test_negative_sequence_with_an_empty_queue_starts_at_1(
+    slack: SlackServer, make_project: ProjectFactory
+) -> None:
+    """A sequence file saying -5 never yields a negative (and so invisible) message number."""
+    sender = notifier(make_project)
+    sender.queue.folder.mkdir(parents=True)
+    (sender.queue.folder / "sequence").write_text("-5\n")
+    slack.down()
+
+    result = sender.deliver(numbered(1))
+
+    assert (result.status, result.sequence) == ("queued", 1)
+    assert sender.queue.sequences() == [1]
+
+
+def test_sequence_file_behind_the_queue_is_overtaken(
+    slack: SlackServer, make_project: ProjectFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sequence file below a number in use (say, restored from an old copy) is logged and
+    numbering goes on after that number.
+    """
+    sender = notifier(make_project)
+    for number in range(1, 4):
+        sender.queue.put(numbered(number))
+    (sender.queue.folder / "sequence").write_text("2\n")
+
+    assert sender.queue.put(numbered(4)).sequence == 4
+    assert "says 2, below numbers already used; going on from 4" in caplog.text
+
+
+def test_huge_retry_after_is_stored_as_at_most_an_hour(
+    slack: SlackServer, make_project: ProjectFactory
+) -> None:
+    """A Retry-After of 10**15 s holds sending for an hour at most, not forever."""
+    sender = notifier(make_project)
+    slack.script(RateLimited(retry_after_seconds=10**15))
+
+    assert sender.send(numbered(1)) is False
+
+    stored = float((sender.queue.folder / "hold-until").read_text())
+    assert stored <= time.time() + 3600
+    assert 3000 < sender.queue.held_for_seconds() <= 3600
+    assert [request.answer for request in slack.requests] == ["rate_limited"]
+
+
+@pytest.mark.parametrize(
+    "content", ["inf", "nan", "-inf", "soon", "1e300", "far future", "\x00\x01", "9" * 200]
+)
+def test_unusable_hold_until_is_ignored_with_a_warning(
+    content: str,
+    slack: SlackServer,
+    make_project: ProjectFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A hold-until that is no time within the next hour holds nothing: it is logged and
+    removed, and messages go out.
+    """
+    sender = notifier(make_project)
+    hold = sender.queue.folder / "hold-until"
+    hold.parent.mkdir(parents=True)
+    if content == "far future":
+        content = f"{time.time() + 10**6:.3f}"
+    hold.write_text(content + "\n")
+
+    assert sender.queue.held_for_seconds() == 0.0
+
+    assert f"Ignoring {hold}" in caplog.text
+    assert not hold.exists()
+    assert sender.send(numbered(1)) is True
+
+
+def test_hold_until_that_is_a_fifo_does_not_block(
+    slack: SlackServer, make_project: ProjectFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A FIFO in place of hold-until is reported, never opened for a blocking read."""
+    sender = notifier(make_project)
+    sender.queue.folder.mkdir(parents=True)
+    os.mkfifo(sender.queue.folder / "hold-until")
+
+    assert sender.queue.held_for_seconds() == 0.0
+    assert "cannot be read: not a regular file" in caplog.text
+
+
+@pytest.mark.parametrize("name", ["queue", "dead"])
+def test_queue_folder_that_is_a_file_is_named_in_a_clear_error(
+    name: str, slack: SlackServer, make_project: ProjectFactory
+) -> None:
+    """``check`` names a queue/ or dead/ that is a regular file; sending and flushing report
+    it without raising.
+    """
+    sender = notifier(make_project)
+    sender.queue.folder.mkdir(parents=True)
+    path = sender.queue.folder / name
+    path.write_text("oops")
+
+    with pytest.raises(OperationFailedError, match=f"{path} is not a folder"):
+        sender.queue.check()
+    result = sender.flush_queue()
+    assert result.reason is not None
+    assert f"{path} is not a folder" in result.reason
+    assert sender.send(numbered(1)) is True  # sent without a queue

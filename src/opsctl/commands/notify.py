@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,6 +22,8 @@ from opsctl.commands._common import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from opsctl.config import Project
     from opsctl.notify import FlushResult, Notifier, QueuedMessage
 
@@ -29,6 +35,7 @@ app = typer.Typer(
 )
 
 JsonOption = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+_DAMAGED_NAMES_SHOWN = 3
 
 
 @app.command()
@@ -36,12 +43,14 @@ def test(ctx: typer.Context, json: JsonOption = False) -> None:
     """Send a test message to Slack, after whatever is still queued.
 
     Exits 0 when it was delivered; 1 when it was not (queued for a later try, or refused
-    by Slack for good), with the reason; 2 when no Slack is configured.
+    by Slack for good), with the reason, or when the queue's folder is damaged; 2 when no
+    Slack is configured; 130 when interrupted (Ctrl-C or SIGTERM), the message then queued.
     """
     from opsctl.notify import Notification
 
     project = load_project(ctx)
     notifier = _notifier(project)
+    notifier.queue.check()
     notification = Notification(
         key="opsctl:test",
         event="test",
@@ -49,9 +58,10 @@ def test(ctx: typer.Context, json: JsonOption = False) -> None:
         title=f"Test notification from {project.name}",
         hint="Nothing to do: this message shows that notifications reach this channel.",
     )
-    result = notifier.deliver(notification)
+    with _stopped_by_signals(notifier):
+        result = notifier.deliver(notification)
     delivered = result.status == "delivered"
-    earlier = len(result.flush.delivered) - (1 if delivered else 0)
+    earlier = len([number for number in result.flush.delivered if number != result.sequence])
     report = {
         "delivered": delivered,
         "status": result.status,
@@ -74,24 +84,32 @@ def queue_(ctx: typer.Context, json: JsonOption = False) -> None:
     """List the notifications waiting to be delivered and the dead letters Slack refused.
 
     Shows each one's number, event, severity, title, age, attempts and last error; never
-    the message's detail. Works without Slack configured.
+    the message's detail. Damaged files are moved aside and counted (they are never
+    delivered). Works without Slack configured. Exits 0, or 1 when the queue's folder cannot
+    be read.
     """
     from opsctl.notify import open_queue
 
     project = load_project(ctx)
     queue = open_queue(project)
+    queue.check()
     now = datetime.now(UTC)
     rows = [_queue_row(message, now) for message in [*queue.pending(), *queue.dead()]]
+    damaged = queue.damaged()
     if json:
         print_json(
             {
                 "queued": [row for row in rows if row["state"] == "queued"],
                 "dead": [row for row in rows if row["state"] == "dead"],
+                "damaged": damaged,
                 "folder": str(queue.folder),
             }
         )
         return
-    _render_queue(rows, problems_only=quiet(ctx))
+    if rows or not damaged:
+        _render_queue(rows, problems_only=quiet(ctx))
+    if damaged:
+        _render_damaged(damaged, queue.folder / "dead")
 
 
 @app.command()
@@ -109,13 +127,16 @@ def flush(
 
     Stops at the first message Slack does not accept yet, so that order holds. Exits 0
     when the queue is empty afterwards; 1 when messages remain or Slack refused some for
-    good; 2 when no Slack is configured; 75 when another process is delivering.
+    good, or the queue's folder is damaged; 2 when no Slack is configured; 75 when another
+    process is delivering; 130 when interrupted (Ctrl-C or SIGTERM), nothing lost.
     """
     from opsctl.errors import BusyError
 
     project = load_project(ctx)
     notifier = _notifier(project)
-    result = notifier.flush_queue(include_dead=dead)
+    notifier.queue.check()
+    with _stopped_by_signals(notifier):
+        result = notifier.flush_queue(include_dead=dead)
     if result.busy:
         message = "Another process is delivering the notification queue right now."
         raise BusyError(message, hint="Try again in a minute.")
@@ -136,6 +157,47 @@ def _notifier(project: Project) -> Notifier:
         message = "No Slack notifications are configured for this project."
         raise ConfigError(message, hint=missing_configuration_hint(project))
     return notifier
+
+
+@contextlib.contextmanager
+def _stopped_by_signals(notifier: Notifier) -> Iterator[None]:
+    """Stop the block at once on SIGINT or SIGTERM, even inside a request, and exit 130.
+
+    Queued messages are safe: a file leaves the queue only once Slack confirmed it. SIGINT
+    is caught even where the shell had it ignored (a background job), as ``kill -INT``
+    means to stop.
+    """
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread can catch signals
+        return
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    except KeyboardInterrupt:
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
+        error_console().print(
+            plain(f"Interrupted; {_waiting(notifier)} still queued, nothing lost."),
+            soft_wrap=True,
+        )
+        raise typer.Exit(130) from None
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _waiting(notifier: Notifier) -> str:
+    from opsctl.errors import OpsctlError
+
+    try:
+        return f"{notifier.queued_count()} notification(s)"
+    except (OSError, OpsctlError):
+        return "the notifications"
 
 
 def _queue_row(message: QueuedMessage, now: datetime) -> dict[str, Any]:
@@ -206,6 +268,17 @@ def _render_queue(rows: list[dict[str, Any]], *, problems_only: bool) -> None:
             plain(row["last_error"] or "-"),
         )
     console().print(table)
+
+
+def _render_damaged(names: list[str], folder: Path) -> None:
+    shown = ", ".join(names[:_DAMAGED_NAMES_SHOWN])
+    if len(names) > _DAMAGED_NAMES_SHOWN:
+        shown += ", …"
+    said = (
+        f"{len(names)} damaged notification file(s) set aside in {folder}, never to be "
+        f"delivered: {shown}. Read what you need from them, then delete them."
+    )
+    error_console().print(plain(said), soft_wrap=True)
 
 
 def _render_flush(report: dict[str, Any], *, problems_only: bool) -> None:

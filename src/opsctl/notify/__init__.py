@@ -42,7 +42,8 @@ def notifier_for(project: Project) -> Notifier | None:
     when set; otherwise the bot token (``notify.slack_bot_token_env``) with
     ``notify.slack_channel``. Values come from ``project.environ`` (the ``.env`` file under
     the process environment). Raises :class:`~opsctl.errors.ConfigError` when what is set
-    cannot work: a webhook URL that is not http(s), or a token without a channel.
+    cannot work: a webhook URL that is not http(s), is malformed or holds user credentials,
+    or a token without a channel.
     """
     from opsctl.notify._slack import BotTransport, WebhookTransport
 
@@ -86,11 +87,28 @@ def missing_configuration_hint(project: Project) -> str:
 
 
 def _check_webhook(url: str, variable: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
+    """Refuse, naming ``variable`` and never quoting ``url``, a webhook URL that cannot work
+    or that carries what must not be sent: user credentials, spaces or control characters.
+    """
+    hint = "Copy the webhook URL from the Slack app's 'Incoming Webhooks' page."
+    if any(character.isspace() or not character.isprintable() for character in url):
+        _raise_config(f"{variable} holds spaces or control characters, so it is no URL.", hint=hint)
+    try:
+        parts = urlsplit(url)
+        # Reading the port checks it: one that is no number, or out of range, raises.
+        usable = parts.scheme in {"http", "https"} and bool(parts.hostname) and parts.port != 0
+    except ValueError:
+        usable = False
+    if not usable:
         _raise_config(
             f"{variable} does not hold an http(s) URL, so it is no Slack incoming webhook.",
-            hint="Copy the webhook URL from the Slack app's 'Incoming Webhooks' page.",
+            hint=hint,
+        )
+    if "@" in parts.netloc:
+        _raise_config(
+            f"{variable} holds a URL with a user name or password in it; a webhook URL "
+            "carries no credentials, and these are not sent anywhere.",
+            hint=hint,
         )
 
 

@@ -20,14 +20,17 @@ from opsctl.notify._blocks import render_message
 from opsctl.notify._message import Notification
 from opsctl.notify._queue import MessageQueue, QueuedMessage
 from opsctl.notify._slack import Attempt, Transport
+from opsctl.notify._statefiles import LONGEST_HOLD_SECONDS
 
 if TYPE_CHECKING:
     from opsctl.config._model import NotifySection
 
 logger = logging.getLogger(__name__)
 
-# A request started near the end of the budget still gets this long to answer.
+# No request starts with less time than this left in the budget (or than half the budget,
+# or the request timeout, when smaller): it could hardly be answered in time.
 _SHORTEST_TIMEOUT_SECONDS = 1.0
+_OUT_OF_TIME = "the time budget of this call (notify.max_total_seconds) ran out"
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ class Notifier:
     """Sends notifications through one transport, with the on-disk queue in front of it.
 
     No method raises for a delivery problem, and each returns within about
-    ``max_total_seconds`` plus one request timeout.
+    ``max_total_seconds``: no request outlives that budget.
     """
 
     def __init__(
@@ -109,8 +112,27 @@ class Notifier:
         return len(self.flush_queue().delivered)
 
     def queued_count(self) -> int:
-        """How many messages wait in the queue (dead letters not counted)."""
+        """How many messages wait in the queue (dead letters not counted). Raises
+        :class:`~opsctl.errors.OperationFailedError` when the queue's folder cannot be read.
+        """
         return len(self.queue.sequences())
+
+    def enqueue(self, notification: Notification) -> None:
+        """Write ``notification`` to the queue, after every message already there, without
+        trying to deliver anything: the next :meth:`send` or :meth:`flush` delivers it.
+
+        For a caller out of time (a monitor shutting down). The file is written atomically.
+        Never raises: a notification the queue cannot take is logged as an error, with its
+        title, and lost.
+        """
+        try:
+            message = self.queue.put(notification)
+        except (OSError, OpsctlError) as error:
+            logger.error(
+                "Cannot queue the notification %r, so it is lost: %s", notification.title, error
+            )
+            return
+        logger.debug("Queued notification #%d without delivering it.", message.sequence)
 
     def deliver(self, notification: Notification) -> SendResult:
         """Like :meth:`send`, and say what happened and why."""
@@ -162,7 +184,13 @@ class Notifier:
                 return self._flush_held(deadline)
         except (OSError, OpsctlError) as error:
             logger.error("Cannot deliver queued notifications: %s", error)
-            return FlushResult(remaining=self.queued_count(), reason=str(error))
+            return FlushResult(remaining=self._count_safely(), reason=str(error))
+
+    def _count_safely(self) -> int:
+        try:
+            return self.queued_count()
+        except (OSError, OpsctlError):
+            return 0
 
     def _flush_held(self, deadline: float) -> FlushResult:
         delivered: list[int] = []
@@ -178,7 +206,7 @@ class Notifier:
             if message is None:
                 continue
             if time.monotonic() >= deadline:
-                reason = "the time budget of this call (notify.max_total_seconds) ran out"
+                reason = _OUT_OF_TIME
                 break
             attempt, count = self._attempt(message, deadline)
             requests += count
@@ -203,11 +231,11 @@ class Notifier:
         return FlushResult(tuple(delivered), tuple(dead), remaining, reason, requests=requests)
 
     def _attempt(self, message: QueuedMessage, deadline: float) -> tuple[Attempt, int]:
-        """Send one message, retrying what is worth retrying; return the last outcome and
-        the number of requests made.
+        """Send one message, retrying what is worth retrying, each request within what is
+        left of the budget; return the last outcome and the number of requests made.
         """
         payload = render_message(message.notification, source=self.source)
-        attempt = Attempt(delivered=False, retryable=True, reason="not attempted")
+        attempt = Attempt(delivered=False, retryable=True, reason=_OUT_OF_TIME)
         requests = 0
         while requests < self.settings.max_attempts:
             wait = self.queue.held_for_seconds()
@@ -216,10 +244,9 @@ class Notifier:
                 return Attempt(delivered=False, retryable=True, reason=held), requests
             if wait > 0:
                 time.sleep(wait)
-            timeout = max(
-                min(self.settings.timeout_seconds, deadline - time.monotonic()),
-                _SHORTEST_TIMEOUT_SECONDS,
-            )
+            timeout = min(self.settings.timeout_seconds, deadline - time.monotonic())
+            if timeout < self._shortest_timeout():
+                break
             attempt = self.transport.post(payload, timeout_seconds=timeout)
             requests += 1
             if attempt.delivered or not attempt.retryable:
@@ -234,13 +261,20 @@ class Notifier:
             )
             if attempt.retry_after_seconds is not None:
                 # Remembered on disk: the next call, in any process, waits as well.
-                self.queue.hold_until(time.time() + attempt.retry_after_seconds)
+                seconds = min(attempt.retry_after_seconds, LONGEST_HOLD_SECONDS)
+                self.queue.hold_until(time.time() + seconds)
                 continue
             delay = self._backoff(requests)
             if requests >= self.settings.max_attempts or time.monotonic() + delay > deadline:
                 break
             time.sleep(delay)
         return attempt, requests
+
+    def _shortest_timeout(self) -> float:
+        settings = self.settings
+        return min(
+            _SHORTEST_TIMEOUT_SECONDS, settings.timeout_seconds, settings.max_total_seconds / 2
+        )
 
     def _backoff(self, failures: int) -> float:
         """Exponential backoff, capped, with jitter so that processes do not retry in step."""

@@ -4,7 +4,8 @@ Layout under ``STATE/notify/`` (0700): ``queue/NNNNNNNNNNNN.json`` and ``dead/..
 one 0600 file per message named by its sequence number, written atomically; ``sequence``
 (the next number); ``files.lock`` (held briefly by anything that creates, rewrites or
 removes a message file); ``deliver.lock`` (held by the one process delivering, for the
-whole flush); ``hold-until`` (a Retry-After that outlives the call that received it).
+whole flush); ``hold-until`` (a Retry-After that outlives the call that received it, at
+most an hour ahead). A damaged queued message is moved aside as ``dead/NNN.unreadable``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 import fcntl
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -23,13 +25,15 @@ from typing import Any
 
 from opsctl import secrets
 from opsctl._files import write_atomic
+from opsctl.errors import OperationFailedError, OpsctlError
 from opsctl.notify._message import Notification
+from opsctl.notify._statefiles import LONGEST_HOLD_SECONDS, recorded_sequence, seconds_held
 
 logger = logging.getLogger(__name__)
 
 _SUFFIX = ".json"
+_UNREADABLE_SUFFIX = ".unreadable"
 _LOCK_POLL_SECONDS = 0.02
-_LONGEST_HOLD_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,7 @@ class MessageQueue:
             logger.warning("Queued notification %s is unreadable (%s); moved aside.", path, error)
             self._dead.mkdir(mode=0o700, parents=True, exist_ok=True)
             with contextlib.suppress(OSError):
-                path.replace(self._dead / f"{sequence:012d}.unreadable")
+                path.replace(self._dead / _name(sequence, _UNREADABLE_SUFFIX))
             return None
 
     def pending(self) -> list[QueuedMessage]:
@@ -110,12 +114,36 @@ class MessageQueue:
 
     def dead(self) -> list[QueuedMessage]:
         """Every readable dead letter, oldest first."""
-        messages = []
+        return self._read_dead()[0]
+
+    def damaged(self) -> list[str]:
+        """The names of the files under ``dead/`` that will never be delivered because they
+        cannot be read: queued messages moved aside as ``NNN.unreadable``, and dead letters
+        that are damaged. Oldest first.
+        """
+        unreadable = _numbers(self._dead, suffix=_UNREADABLE_SUFFIX)
+        names = [_name(number, _UNREADABLE_SUFFIX) for number in unreadable]
+        names += [_name(number) for number in self._read_dead()[1]]
+        return sorted(names)
+
+    def check(self) -> None:
+        """Raise :class:`~opsctl.errors.OperationFailedError`, naming the path, when the
+        queue's folder or one of its subfolders exists and is not a folder.
+        """
+        for folder in (self.folder.parent, self.folder, self._queue, self._dead):
+            if folder.exists() and not folder.is_dir():
+                raise _not_a_folder(folder)
+
+    def _read_dead(self) -> tuple[list[QueuedMessage], list[int]]:
+        """The readable dead letters, and the numbers of those that cannot be read."""
+        messages, unreadable = [], []
         for sequence in _numbers(self._dead):
-            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            try:
                 text = (self._dead / _name(sequence)).read_text(encoding="utf-8")
                 messages.append(_parse(json.loads(text), dead=True))
-        return messages
+            except (OSError, ValueError, KeyError, TypeError):
+                unreadable.append(sequence)
+        return messages, unreadable
 
     def remove(self, message: QueuedMessage) -> None:
         """Delete a delivered message's file (already gone is fine)."""
@@ -178,19 +206,25 @@ class MessageQueue:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def hold_until(self, moment: float) -> None:
-        """Ask every process to send nothing before ``moment`` (``time.time()`` seconds)."""
-        with contextlib.suppress(OSError):
+        """Ask every process to send nothing before ``moment`` (``time.time()`` seconds),
+        at most an hour from now. Never raises: a hold that cannot be written is logged.
+        """
+        latest = time.time() + LONGEST_HOLD_SECONDS
+        if math.isnan(moment):
+            return
+        try:
             self._make_folders()
-            write_atomic(self.folder / "hold-until", f"{moment:.3f}\n")
+            write_atomic(self.folder / "hold-until", f"{min(moment, latest):.3f}\n")
+        except (OSError, OpsctlError) as error:
+            logger.warning("Cannot record Slack's Retry-After in %s: %s", self.folder, error)
 
     def held_for_seconds(self) -> float:
-        """How long a Retry-After still asks to wait; 0 when it does not."""
-        try:
-            moment = float((self.folder / "hold-until").read_text().strip())
-        except (OSError, ValueError):
-            return 0.0
-        # Bounded, so that a clock set back cannot silence notifications for long.
-        return min(max(moment - time.time(), 0.0), _LONGEST_HOLD_SECONDS)
+        """How long a Retry-After still asks to wait; 0 when it does not.
+
+        A hold that cannot be read, or that reaches more than an hour ahead (damage, or a
+        clock set back), is logged and removed, so that it cannot silence notifications.
+        """
+        return seconds_held(self.folder / "hold-until")
 
     @contextlib.contextmanager
     def _files_locked(self) -> Iterator[None]:
@@ -204,23 +238,37 @@ class MessageQueue:
 
     def _make_folders(self) -> None:
         # The state folder too: created here first, it would get the umask's mode.
-        self.folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for folder in (self.folder, self._queue, self._dead):
-            folder.mkdir(mode=0o700, exist_ok=True)
+        for folder in (self.folder.parent, self.folder, self._queue, self._dead):
+            try:
+                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            except (FileExistsError, NotADirectoryError):
+                raise _not_a_folder(folder) from None
 
     def _next_sequence(self) -> int:
         """One more than any number handed out, kept in a file so that numbers are never
-        reused, even once the queue is empty.
+        reused, even once the queue is empty. When that file is damaged or behind the
+        numbers on disk, numbering goes on after the highest number found, with a warning.
         """
         counter = self.folder / "sequence"
-        try:
-            recorded = int(counter.read_text().strip())
-        except (OSError, ValueError):
-            recorded = 1
-        used = _numbers(self._queue) + _numbers(self._dead)
-        sequence = max([recorded, *(number + 1 for number in used)])
-        write_atomic(counter, f"{sequence + 1}\n")
-        return sequence
+        used = [
+            *_numbers(self._queue),
+            *_numbers(self._dead),
+            *_numbers(self._dead, suffix=_UNREADABLE_SUFFIX),
+        ]
+        following = max(used, default=0) + 1
+        recorded = recorded_sequence(counter)
+        if recorded is None:
+            recorded = following
+        elif recorded < following:
+            logger.warning(
+                "%s says %d, below numbers already used; going on from %d.",
+                counter,
+                recorded,
+                following,
+            )
+            recorded = following
+        write_atomic(counter, f"{recorded + 1}\n")
+        return recorded
 
     def _write(self, message: QueuedMessage) -> None:
         folder = self._dead if message.dead else self._queue
@@ -256,20 +304,38 @@ def _replace(message: QueuedMessage, **changes: Any) -> QueuedMessage:
     return replace(message, **changes)
 
 
-def _numbers(folder: Path) -> list[int]:
+def _numbers(folder: Path, *, suffix: str = _SUFFIX) -> list[int]:
+    """The sequence numbers of the ``NNN<suffix>`` files in ``folder``, smallest first.
+
+    Raises :class:`~opsctl.errors.OperationFailedError` when ``folder`` cannot be listed,
+    naming it.
+    """
     try:
         names = os.listdir(folder)
     except FileNotFoundError:
         return []
+    except NotADirectoryError:
+        raise _not_a_folder(folder) from None
+    except OSError as error:
+        message = f"Cannot list the notification folder {folder}: {error.strerror or error}."
+        raise OperationFailedError(message, hint="Check its owner and mode.") from None
     return sorted(
-        int(name.removesuffix(_SUFFIX))
+        int(name.removesuffix(suffix))
         for name in names
-        if name.endswith(_SUFFIX) and name.removesuffix(_SUFFIX).isdigit()
+        if name.endswith(suffix) and name.removesuffix(suffix).isdigit()
     )
 
 
-def _name(sequence: int) -> str:
-    return f"{sequence:012d}{_SUFFIX}"
+def _name(sequence: int, suffix: str = _SUFFIX) -> str:
+    return f"{sequence:012d}{suffix}"
+
+
+def _not_a_folder(path: Path) -> OperationFailedError:
+    message = (
+        f"{path} is not a folder, so the notification queue there can be neither read nor written."
+    )
+    hint = f"Move {path} out of the way (opsctl does not write a file there), then run it again."
+    return OperationFailedError(message, hint=hint)
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -1,14 +1,22 @@
-"""Slack transports: one request each, through slack-sdk, classified as delivered,
-worth retrying, or permanently refused.
+"""Slack transports: one request each, through slack-sdk, classified as delivered, worth
+retrying, or permanently refused.
 
-The SDK's own retries are switched off (``retry_handlers=[]``): the notifier owns retry,
-backoff and the time budget, so that every failure is counted and bounded in one place.
+slack-sdk builds the requests and reads the answers; its HTTP exchange alone is overridden
+(in :mod:`opsctl.notify._http`) so that an answer is read only up to a bounded size and a
+request, trickling answers included, ends when its time is up, which the SDK's own urllib
+call cannot promise. The SDK's retries are off: the notifier owns retry, backoff and the
+time budget, so that every failure is counted and bounded in one place. Reasons quote at
+most a short, scrubbed piece of what the server said.
+
+slack-sdk is imported on the first request only: importing it takes longer than starting
+most commands.
 """
 
 from __future__ import annotations
 
 import http.client
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -18,8 +26,8 @@ from opsctl import secrets
 
 logger = logging.getLogger(__name__)
 
-# The SDK logs failed requests at ERROR level on its own; the notifier reports them once,
-# in its own words, so the SDK's logger is kept quiet.
+# The SDK logs failed requests at ERROR level, and requests at DEBUG with their URL; the
+# notifier reports failures once, in its own words, so the SDK's logger is kept quiet.
 _sdk_logger = logging.getLogger("opsctl.notify.sdk")
 _sdk_logger.setLevel(logging.CRITICAL)
 
@@ -34,7 +42,9 @@ RETRYABLE_API_ERRORS = frozenset(
         "request_timeout",
     }
 )
-_SHORTEST_BODY_SHOWN = 200
+_LONGEST_TEXT_SHOWN = 200
+# Text is cut to this length before it is scrubbed, so that scrubbing costs little.
+_LONGEST_TEXT_SCRUBBED = 2000
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,11 @@ class Attempt:
 
 
 DELIVERED = Attempt(delivered=True)
+_NO_OK_FIELD = Attempt(delivered=False, retryable=True, reason="malformed answer: no ok field")
+_NOT_AN_OBJECT = Attempt(
+    delivered=False, retryable=True, reason="malformed answer: not a JSON object"
+)
+_BAD_URL = Attempt(delivered=False, reason="request refused: the URL cannot be used")
 
 
 class Transport(Protocol):
@@ -78,18 +93,16 @@ class WebhookTransport:
 
     def post(self, message: Mapping[str, Any], *, timeout_seconds: float) -> Attempt:
         from slack_sdk.errors import SlackRequestError
-        from slack_sdk.webhook import WebhookClient
 
-        client = WebhookClient(self._url, retry_handlers=[], logger=_sdk_logger)
-        client.timeout = timeout_seconds  # type: ignore[assignment]  # urllib takes a float
+        from opsctl.notify._http import BoundedWebhookClient
+
+        client = BoundedWebhookClient(
+            self._url, timeout_seconds=timeout_seconds, logger=_sdk_logger
+        )
         try:
             response = client.send_dict(dict(message))
-        except SlackRequestError as error:
-            return Attempt(delivered=False, reason=f"request refused: {_said(error)}")
-        except (OSError, http.client.HTTPException) as error:
-            return _unreachable(error)
-        except ValueError as error:
-            return Attempt(delivered=False, retryable=True, reason=f"malformed answer: {error}")
+        except (SlackRequestError, OSError, http.client.HTTPException, ValueError) as error:
+            return _not_sent(error)
         return classify_webhook(response.status_code, response.body, response.headers)
 
 
@@ -107,31 +120,52 @@ class BotTransport:
         return f"Slack chat.postMessage to {self._channel}"
 
     def post(self, message: Mapping[str, Any], *, timeout_seconds: float) -> Attempt:
-        from slack_sdk import WebClient
         from slack_sdk.errors import SlackApiError, SlackRequestError
 
-        client = WebClient(
-            token=self._token, base_url=self._api_url, retry_handlers=[], logger=_sdk_logger
+        from opsctl.notify._http import BoundedWebClient
+
+        client = BoundedWebClient(
+            self._token, base_url=self._api_url, timeout_seconds=timeout_seconds, logger=_sdk_logger
         )
-        client.timeout = timeout_seconds  # type: ignore[assignment]  # urllib takes a float
         try:
             response = client.chat_postMessage(
                 channel=self._channel, text=message["text"], blocks=message["blocks"]
             )
         except SlackApiError as error:
-            answer = error.response
-            data = answer.data if isinstance(answer.data, dict) else {}
-            return classify_api(answer.status_code, data, answer.headers)
-        except SlackRequestError as error:
-            return Attempt(delivered=False, reason=f"request refused: {_said(error)}")
-        except (OSError, http.client.HTTPException) as error:
-            return _unreachable(error)
-        except (ValueError, AttributeError, TypeError) as error:
+            return _refused_by_api(
+                error.response.status_code, error.response.data, error.response.headers
+            )
+        except (SlackRequestError, OSError, http.client.HTTPException, ValueError) as error:
+            return _not_sent(error)
+        except (AttributeError, TypeError):
             # A JSON answer that is not an object trips the SDK's own checks.
-            return Attempt(delivered=False, retryable=True, reason=f"malformed answer: {error}")
+            return _NOT_AN_OBJECT
         if response.get("ok") is True:
             return DELIVERED
-        return Attempt(delivered=False, retryable=True, reason="malformed answer: no ok field")
+        return _NO_OK_FIELD
+
+
+def _refused_by_api(status: int, data: object, headers: Mapping[str, Any]) -> Attempt:
+    """What a Web API answer that slack-sdk did not accept means (its data is the parsed
+    JSON, or the SDK's own ``error`` when the body was not JSON).
+    """
+    if status == HTTPStatus.OK and isinstance(data, dict) and data and "ok" not in data:
+        return _NO_OK_FIELD
+    return classify_api(status, data if isinstance(data, dict) else {}, headers)
+
+
+def _not_sent(error: Exception) -> Attempt:
+    """The attempt when no answer came: Slack out of reach (worth retrying), or a request
+    that cannot be made (permanent).
+    """
+    # urllib's and the SDK's words for a bad URL quote it, and a webhook URL is a secret.
+    if isinstance(error, http.client.InvalidURL):
+        return _BAD_URL
+    if isinstance(error, (OSError, http.client.HTTPException)):
+        return _unreachable(error)
+    if isinstance(error, ValueError):
+        return _BAD_URL
+    return Attempt(delivered=False, reason=f"request refused: {_said(error)}")
 
 
 def classify_webhook(status: int, body: str, headers: Mapping[str, Any]) -> Attempt:
@@ -176,9 +210,10 @@ def retry_after(headers: Mapping[str, Any]) -> float | None:
         if name.lower() == "retry-after":
             text = value[0] if isinstance(value, list) and value else value
             try:
-                return max(float(str(text).strip()), 0.0)
+                seconds = float(str(text).strip()[:_LONGEST_TEXT_SHOWN])
             except ValueError:
                 return None
+            return max(seconds, 0.0) if math.isfinite(seconds) else None
     return None
 
 
@@ -195,7 +230,17 @@ def _said(error: BaseException) -> str:
 
 
 def _short(text: str) -> str:
-    text = " ".join(secrets.scrub(text).split())
-    if len(text) <= _SHORTEST_BODY_SHOWN:
-        return text
-    return text[:_SHORTEST_BODY_SHOWN] + "…"
+    """The start of ``text`` on one line, scrubbed of known secrets, with an ellipsis when cut.
+
+    The text may come from the network, so it is cut before anything costlier than a split;
+    a word the cut falls into is dropped, so that no secret is scrubbed in part only.
+    """
+    collapsed = " ".join(text[: 2 * _LONGEST_TEXT_SCRUBBED].split())
+    cut = len(collapsed) > _LONGEST_TEXT_SCRUBBED or len(text) > 2 * _LONGEST_TEXT_SCRUBBED
+    window = collapsed[:_LONGEST_TEXT_SCRUBBED]
+    if cut and " " in window:
+        window = window.rsplit(" ", 1)[0]
+    shown = secrets.scrub(window)
+    if len(shown) > _LONGEST_TEXT_SHOWN:
+        return shown[:_LONGEST_TEXT_SHOWN] + "…"
+    return shown + "…" if cut else shown
