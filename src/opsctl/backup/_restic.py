@@ -112,14 +112,18 @@ class ResticRepository:
         excludes: Sequence[str] = (),
         host: str | None = None,
         time: datetime | None = None,
+        files_from: Path | None = None,
+        parent: str | None = None,
     ) -> ResticSnapshot:
-        """Back up ``paths`` into one snapshot; return it.
+        """Back up ``paths`` (and the paths listed one a line in ``files_from``, taken
+        verbatim) into one snapshot; return it.
 
-        ``time`` overrides the recorded time (it is recorded in UTC). Raises
+        ``time`` overrides the recorded time (it is recorded in UTC); ``parent`` names the
+        snapshot whose unchanged files need not be read again. Raises
         :class:`OperationFailedError` when restic fails or could not read some files (restic
         then still writes a snapshot, marked incomplete by its exit code 3).
         """
-        if not paths:
+        if not paths and files_from is None:
             message = "Nothing to back up: no path was given to the restic backend."
             raise UsageError(message, hint="Set backup.paths.")
         arguments = ["backup", "--json"]
@@ -129,6 +133,10 @@ class ResticRepository:
             arguments += ["--host", host]
         if time is not None:
             arguments += ["--time", time.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")]
+        if files_from is not None:
+            arguments += ["--files-from-verbatim", str(files_from)]
+        if parent is not None:
+            arguments += ["--parent", parent]
         done = self._run([*arguments, "--", *(str(path) for path in paths)])
 
         short_id = _summary_snapshot_id(done.stdout)
@@ -166,17 +174,47 @@ class ResticRepository:
         if prune:
             self._run(["prune", "--quiet"])
 
-    def restore(self, snapshot_id: str, target: Path, *, include: Sequence[str] = ()) -> None:
+    def restore(
+        self,
+        snapshot_id: str,
+        target: Path,
+        *,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+    ) -> None:
         """Restore ``snapshot_id`` under ``target`` (restic recreates absolute paths there)."""
         arguments = ["restore", snapshot_id, "--target", str(target)]
         arguments += [option for pattern in include for option in ("--include", pattern)]
+        arguments += [option for pattern in exclude for option in ("--exclude", pattern)]
         self._run(arguments)
+
+    def dump(self, snapshot_id: str, path: str) -> str:
+        """The text of the file ``path`` in ``snapshot_id``. Raises
+        :class:`OperationFailedError` when the snapshot does not hold it.
+        """
+        return self._run(["dump", "--", snapshot_id, path]).stdout
+
+    def read_snapshot(self, snapshot_id: str) -> None:
+        """Read every byte of ``snapshot_id`` back (restic authenticates each blob as it
+        decrypts it) and throw it away. Raises :class:`OperationFailedError` on damage.
+        """
+        self._run(["dump", "--", snapshot_id, "/"], discard_output=True)
+
+    def nodes(self, snapshot_id: str) -> list[dict[str, object]]:
+        """Every node (file, folder, link) of ``snapshot_id`` as ``restic ls --json`` lists
+        it: ``path``, ``type``, ``size`` and more.
+        """
+        lines = self._run(["ls", "--json", "--", snapshot_id]).stdout.splitlines()
+        found = [json.loads(line) for line in lines if line.strip()]
+        return [node for node in found if node.get("struct_type") == "node"]
 
     def check(self, *, read_data: bool = False) -> None:
         """Verify the repository's structure, and with ``read_data`` every stored byte."""
         self._run(["check", *(["--read-data"] if read_data else [])])
 
-    def _run(self, arguments: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def _run(
+        self, arguments: list[str], *, check: bool = True, discard_output: bool = False
+    ) -> subprocess.CompletedProcess[str]:
         command = [self.binary, *arguments]
         logger.debug("Running %s", " ".join(command))
         try:
@@ -184,7 +222,8 @@ class ResticRepository:
                 command,
                 env=self.environment,
                 stdin=subprocess.DEVNULL,
-                capture_output=True,
+                stdout=subprocess.DEVNULL if discard_output else subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
                 timeout=self.timeout_seconds,
                 check=False,
