@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from opsctl.secrets import MASK, scrub
+from opsctl.secrets import MASK, mask_url, scrub
 
 
 @pytest.mark.parametrize(
@@ -31,3 +31,24 @@ def test_long_runs_of_scheme_like_text_are_left_as_they_are() -> None:
     repeated = "a://b:" * 30_000
     assert scrub(letters) == letters
     assert scrub(repeated) == repeated
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis://127.0.0.1:6390/0?password=S3cr3t", f"redis://127.0.0.1:6390/0?password={MASK}"),
+        ("redis://h:1/0?db=2&pass=abc&x=1", f"redis://h:1/0?db=2&pass={MASK}&x=1"),
+        ("redis://h:1/0?pwd=abc", f"redis://h:1/0?pwd={MASK}"),
+        ("redis://h:1/0?auth=abc", f"redis://h:1/0?auth={MASK}"),
+        (
+            "https://h/x?api_key=abc&access_token=def",
+            f"https://h/x?api_key={MASK}&access_token={MASK}",
+        ),
+        ("redis://u:pw@h:1/0?password=S", f"redis://u:{MASK}@h:1/0?password={MASK}"),
+        ("redis://h:1/0?db=2", "redis://h:1/0?db=2"),
+    ],
+)
+def test_query_string_passwords_are_masked(url: str, expected: str) -> None:
+    """A password given as a query parameter is masked by mask_url and by scrub."""
+    assert mask_url(url) == expected
+    assert scrub(f"Redis at {url} does not answer") == f"Redis at {expected} does not answer"

@@ -37,17 +37,21 @@ def is_secret_name(name: str) -> bool:
 
 
 def mask_url(url: str) -> str:
-    """Return ``url`` with the password of its user-info part masked."""
+    """Return ``url`` with the password of its user-info part masked, and the value of
+    every query parameter whose name says it holds a secret (``password=``, ``auth=``...).
+    """
     try:
         parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
     except ValueError:
-        return url
-    if not parts.password:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{host}{port}"))
+        return _QUERY_SECRET.sub(rf"\g<1>{MASK}", url)
+    if parts.password:
+        user = parts.username or ""
+        host = parts.hostname or ""
+        parts = parts._replace(netloc=f"{user}:{MASK}@{host}{port}")
+    if parts.query:
+        parts = parts._replace(query=_QUERY_SECRET.sub(rf"\g<1>{MASK}", parts.query))
+    return urlunsplit(parts)
 
 
 def register(value: str | None) -> None:
@@ -65,11 +69,23 @@ _URL_PASSWORD = re.compile(
 )
 
 
+# A query parameter whose name holds a secret: ``?password=...``, ``&auth=...``. The name
+# is bounded, so the scan stays linear.
+_QUERY_SECRET = re.compile(
+    r"((?:^|[?&;])[A-Za-z0-9_.-]{0,32}?"
+    r"(?:pass|pwd|auth|secret|token|key|credential)[A-Za-z0-9_.-]{0,32}=)[^&;#\s]+",
+    re.IGNORECASE,
+)
+
+
 def scrub(text: str) -> str:
-    """Return ``text`` with every registered secret and URL password masked."""
+    """Return ``text`` with every registered secret, URL password and secret query
+    parameter masked.
+    """
     with _lock:
         known = sorted(_known, key=len, reverse=True)
     for value in known:
         if value in text:
             text = text.replace(value, mask(value))
-    return _URL_PASSWORD.sub(rf"\g<1>{MASK}@", text)
+    text = _URL_PASSWORD.sub(rf"\g<1>{MASK}@", text)
+    return _QUERY_SECRET.sub(rf"\g<1>{MASK}", text)

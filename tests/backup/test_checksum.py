@@ -155,9 +155,13 @@ def test_a_version_1_manifest_still_catches_a_flipped_byte(tmp_path: Path) -> No
 
 
 def test_an_unknown_checksum_algorithm_makes_the_manifest_unreadable(tmp_path: Path) -> None:
-    """A manifest naming an algorithm opsctl does not know is not listed as a backup."""
+    """A manifest naming an algorithm opsctl does not know is listed as damaged only."""
     project = make_project(tmp_path / "proj")
     backup_id = project.run_json()["id"]
     _edit_manifest(project, backup_id, lambda manifest: manifest.update(checksum="md5"))
 
-    assert project.listed() == []
+    result = project.cli("backup", "list", "--json")
+
+    rows = json.loads(result.stdout)["backups"]
+    assert [(row["id"], row["status"]) for row in rows] == [(backup_id, "damaged")]
+    assert "md5" in rows[0]["problem"]

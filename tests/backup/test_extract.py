@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
 import tarfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 import zstandard
 
 from opsctl.backup._checksum import checksum_of
@@ -30,8 +33,24 @@ def member(
     return info, data
 
 
-def plant(project: BackupProject, members: list[tuple[tarfile.TarInfo, bytes]]) -> None:
-    """Write an archive with exactly ``members`` and a manifest that lists every one."""
+_KINDS = {
+    tarfile.REGTYPE: "file",
+    tarfile.LNKTYPE: "file",
+    tarfile.DIRTYPE: "dir",
+    tarfile.SYMTYPE: "symlink",
+}
+
+
+def plant(
+    project: BackupProject,
+    members: list[tuple[tarfile.TarInfo, bytes]],
+    *,
+    types: dict[str, str] | None = None,
+) -> None:
+    """Write an archive with exactly ``members`` and a manifest that lists every one, each
+    with its own type unless ``types`` records another for it.
+    """
+    types = types or {}
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for info, data in members:
@@ -45,9 +64,10 @@ def plant(project: BackupProject, members: list[tuple[tarfile.TarInfo, bytes]]) 
             info.name,
             "files",
             info.name,
-            "file" if info.isreg() else "other",
+            types.get(info.name, _KINDS.get(info.type, "other")),
             size_bytes=info.size,
             checksum=checksum_of(data) if info.isreg() else None,
+            link=info.linkname if info.issym() else None,
         )
         for info, data in members
     )
@@ -192,3 +212,127 @@ def test_in_place_an_archive_cannot_write_outside_the_configured_paths(tmp_path:
     assert not victim.exists()
     refused = json.loads(result.stdout)["sources"][0]["refused"]
     assert {r["name"] for r in refused} == {"files/root/opsctl.toml", f"files/abs{victim}"}
+
+
+def test_a_symlink_member_at_the_target_root_cannot_redirect_it(tmp_path: Path) -> None:
+    """``files/root`` as a symlink to ``.`` then ``files/root/evil.txt``: under --to, nothing
+    lands beside the target folder.
+    """
+    project = make_project(tmp_path / "proj")
+    plant(
+        project,
+        [
+            member("files/root", tarfile.SYMTYPE, link="."),
+            member("files/root/evil.txt", data=b"evil"),
+        ],
+    )
+    outer = tmp_path / "outer"
+    outer.mkdir()
+
+    code, refused = restore_to(project, outer / "newdir")
+
+    assert code == 1
+    assert not (outer / "evil.txt").exists()
+    assert not (outer / "newdir").is_symlink()
+    assert "files/root" in refused
+
+
+def test_in_place_a_symlink_member_cannot_replace_a_missing_configured_folder(
+    tmp_path: Path,
+) -> None:
+    """The configured folder is missing and the archive makes it a symlink to a sibling:
+    refused, and nothing is written into the sibling.
+    """
+    project = make_project(tmp_path / "proj", paths='["data", "srv/uploads"]')
+    (project.root / "srv").mkdir()
+    plant(
+        project,
+        [
+            member("files/root/srv/uploads", tarfile.SYMTYPE, link="other"),
+            member("files/root/srv/uploads/evil.txt", data=b"evil"),
+        ],
+    )
+
+    result = project.cli("backup", "restore", BACKUP_ID, "--yes", "--json")
+
+    assert result.exit_code == 1
+    assert not (project.root / "srv" / "other").exists()
+    assert not (project.root / "srv" / "uploads").is_symlink()
+
+
+def test_a_symlink_already_on_disk_is_not_followed(tmp_path: Path) -> None:
+    """``data/sub`` replaced by a symlink to a folder outside: restoring in place puts the
+    folder back and writes nothing through the link.
+    """
+    project = make_project(tmp_path / "proj")
+    backup_id = project.run_json()["id"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.rmtree(project.data / "sub")
+    (project.data / "sub").symlink_to("../../elsewhere")
+
+    result = project.cli("backup", "restore", backup_id, "--yes", "--json")
+
+    assert list(elsewhere.iterdir()) == []
+    assert result.exit_code == 0, result.output
+    assert not (project.data / "sub").is_symlink()
+    assert (project.data / "sub" / "empty.dat").is_file()
+
+
+def test_a_file_under_a_symlink_already_on_disk_is_refused(tmp_path: Path) -> None:
+    """A member below a symlink the restore did not make (and no folder member for it):
+    refused, the link's target untouched.
+    """
+    project = make_project(tmp_path / "proj")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (project.data / "link").symlink_to("../../elsewhere")
+    plant(project, [member("files/root/data/link/evil.txt", data=b"evil")])
+
+    result = project.cli("backup", "restore", BACKUP_ID, "--yes", "--json")
+
+    assert result.exit_code == 1
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_member_whose_type_differs_from_the_manifest_is_refused(tmp_path: Path) -> None:
+    """The manifest records a file, the archive holds a symlink: verify fails and restore
+    refuses it.
+    """
+    project = make_project(tmp_path / "proj")
+    plant(
+        project,
+        [member("files/root/data/notes.txt", tarfile.SYMTYPE, link="x")],
+        types={"files/root/data/notes.txt": "file"},
+    )
+
+    verify = project.cli("backup", "verify", BACKUP_ID)
+    code, refused = restore_to(project, tmp_path / "out")
+
+    assert verify.exit_code == 1
+    assert code == 1
+    assert "type" in refused["files/root/data/notes.txt"]
+    assert not (tmp_path / "out" / "data" / "notes.txt").is_symlink()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="ownership is restored only as root")
+def test_as_root_owners_and_special_mode_bits_come_back(tmp_path: Path) -> None:
+    """A setgid folder owned 1234:1234 and a setuid file come back with owner and mode."""
+    project = make_project(tmp_path / "proj")
+    shared = project.data / "shared"
+    shared.mkdir()
+    tool = shared / "tool"
+    tool.write_bytes(b"#!/bin/sh\n")
+    os.chown(shared, 1234, 1234)
+    os.chown(tool, 1234, 1234)
+    shared.chmod(0o2770)
+    tool.chmod(0o4755)
+    backup_id = project.run_json()["id"]
+    out = tmp_path / "out"
+
+    result = project.cli("backup", "restore", backup_id, "--to", str(out))
+
+    assert result.exit_code == 0, result.output
+    folder, program = (out / "data" / "shared").stat(), (out / "data" / "shared" / "tool").stat()
+    assert (folder.st_uid, folder.st_gid, folder.st_mode & 0o7777) == (1234, 1234, 0o2770)
+    assert (program.st_uid, program.st_gid, program.st_mode & 0o7777) == (1234, 1234, 0o4755)

@@ -266,3 +266,30 @@ def test_restore_into_a_stack_that_is_down_says_to_start_it(
     assert "does not answer" in result.stderr
     assert "opsctl up" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_a_password_in_the_url_query_is_never_shown(
+    tmp_path: Path, servers: list[RedisServer]
+) -> None:
+    """``?password=`` in backup.redis: the run's JSON, the manifest, an error and config
+    show carry it masked only.
+    """
+    secret = "S3cr3t-query-pw"
+    server = start_redis(tmp_path / "source", password=secret)
+    servers.append(server)
+    root = tmp_path / "proj"
+    url = f"redis://127.0.0.1:{server.port}/0?password={secret}"
+    config = write_project(root, f'[backup]\nredis = "{url}"\n')
+    project = BackupProject(root, config)
+
+    run = project.cli("backup", "run", "--json")
+    shown = project.cli("config", "show")
+    server.stop()
+    failed = project.cli("backup", "run")
+
+    assert run.exit_code == 0, run.output
+    assert failed.exit_code == 1
+    manifests = "".join(path.read_text() for path in project.backups.glob("*.json"))
+    for text in (run.output, manifests, failed.output, shown.output):
+        assert secret not in text
+    assert "password=********" in run.stdout

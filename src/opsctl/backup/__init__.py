@@ -15,13 +15,14 @@ from opsctl.backup._prune import PruneResult, prune_backups
 from opsctl.backup._restore import RestoreResult, SourceRestore, restore_backup
 from opsctl.backup._run import RunResult, run_backup
 from opsctl.backup._sources import Progress, configured_sources, destination
-from opsctl.backup._store import Store, StoredBackup
+from opsctl.backup._store import DamagedManifest, Store, StoredBackup
 from opsctl.backup._verify import VerifyResult, verify_backup
 
 if TYPE_CHECKING:
     from opsctl.config import Project
 
 __all__ = [
+    "DamagedManifest",
     "FileEntry",
     "Manifest",
     "Progress",
@@ -35,6 +36,7 @@ __all__ = [
     "VerifyResult",
     "backend_for",
     "configured_sources",
+    "damaged_manifests",
     "destination",
     "list_backups",
     "prune_backups",
@@ -50,15 +52,30 @@ def list_backups(project: Project) -> list[StoredBackup]:
     return Store(destination(project)).list()
 
 
+def damaged_manifests(project: Project) -> list[DamagedManifest]:
+    """The ``<id>.json`` files in the destination that are not usable manifests."""
+    return Store(destination(project)).damaged()
+
+
 def verify_backups(
     project: Project, *, backup_id: str | None = None, all_backups: bool = False
 ) -> list[VerifyResult]:
     """Verify one backup (an id, a unique prefix, ``latest``; default the newest) or all.
-    Raises :class:`UsageError` for an unknown id.
+    With ``all_backups`` or no id, every damaged manifest is a failed result too: it may be
+    the newest backup. Raises :class:`UsageError` for an unknown id.
     """
     store = Store(destination(project))
-    targets = store.list() if all_backups else [store.find(backup_id or "latest")]
-    return [verify_backup(stored) for stored in targets]
+    backups, damaged = store.scan()
+    failed = [
+        VerifyResult(entry.id, False, 0, 0, [f"manifest {entry.path.name}: {entry.problem}"])
+        for entry in damaged
+    ]
+    if all_backups:
+        return [*failed, *(verify_backup(stored) for stored in backups)]
+    if backup_id is None and not backups and failed:
+        return failed
+    results = [verify_backup(store.find(backup_id or "latest"))]
+    return [*failed, *results] if backup_id is None else results
 
 
 def backend_for(project: Project) -> ModuleType:

@@ -77,6 +77,7 @@ class _Extraction:
         self.restored_paths: dict[str, Path] = {}
         self.folders: list[tuple[Path, tarfile.TarInfo]] = []
         self.folders_ready: set[Path] = set()
+        self.folders_made: set[Path] = set()  # folder members, real folders once written
         self.writer = _BackgroundWriter()
         self.syncer = Syncer()
 
@@ -94,12 +95,16 @@ class _Extraction:
         problem = self._kind_problem(member, relative)
         if problem is None and member.name not in self.manifest:
             problem = "not listed in the manifest"
+        if problem is None:
+            problem = member_type_problem(member, self.manifest[member.name])
         destination = base / relative if relative else base
         if problem is None:
             problem = self._path_problem(base, destination)
         if problem is not None:
             self.result.refused.append(Refusal(member.name, problem))
             return
+        if member.isdir():
+            self.folders_made.add(destination)
         if self.dry_run:
             self.result.restored.append(member.name)
             self.result.size_bytes += member.size if member.isreg() else 0
@@ -118,6 +123,8 @@ class _Extraction:
         if member.isreg() or member.isdir():
             return None
         if member.issym():
+            if not relative:
+                return "a symlink cannot take the place of the folder restored into"
             return _symlink_problem(relative, member.linkname)
         if member.islnk():
             if member.linkname not in self.restored_paths:
@@ -127,11 +134,17 @@ class _Extraction:
         return f"{kinds.get(member.type, 'special file (FIFO or device)')} refused"
 
     def _path_problem(self, base: Path, destination: Path) -> str | None:
+        """Why ``destination`` cannot be written: a folder on its way is a symlink, made by
+        this restore or already on disk (a restore writes only into real folders, so a link
+        cannot carry a file anywhere else on the host).
+        """
         current = base
         for part in destination.relative_to(base).parts[:-1]:
             current = current / part
             if current in self.links_made:
                 return f"passes through the symlink {current}, which this restore created"
+            if current not in self.folders_made and current.is_symlink():
+                return f"passes through the symlink {current}, which this restore did not create"
         if destination in self.links_made:
             return f"replaces the symlink {destination}, which this restore created"
         return None
@@ -139,6 +152,8 @@ class _Extraction:
     def _write(self, archive: Archive, member: tarfile.TarInfo, destination: Path) -> None:
         try:
             if member.isdir():
+                if destination.is_symlink():
+                    destination.unlink()  # the backup holds a folder here, not a link
                 self._ready_folder(destination)
                 self.folders.append((destination, member))
             else:
@@ -174,11 +189,11 @@ class _Extraction:
             if member.issym():
                 os.symlink(member.linkname, temporary)
                 self.links_made.add(destination)
+                _apply_owner(temporary, member)
             elif member.islnk():
                 os.link(self.restored_paths[member.linkname], temporary)
             else:
                 self._write_file(archive, member, temporary)
-            _apply_owner(temporary, member)
             os.replace(temporary, destination)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -196,6 +211,8 @@ class _Extraction:
                 if self.progress is not None:
                     self.progress(len(piece))
             self.writer.wait()
+            # Owner first: a change of owner clears the setuid and setgid bits.
+            _apply_owner(descriptor, member)
             os.fchmod(descriptor, member.mode & 0o7777)
             os.utime(descriptor, (member.mtime, member.mtime))
         except BaseException:
@@ -210,11 +227,18 @@ class _Extraction:
         self.result.size_bytes += member.size
 
     def finish(self) -> None:
-        """Give folders their modes and times last: writing into them changed both."""
+        """Give folders their owners, modes and times last: writing into them changed the
+        times. Each is opened without following a symlink put in its place meanwhile.
+        """
         for folder, member in reversed(self.folders):
             with contextlib.suppress(OSError):
-                os.chmod(folder, (member.mode & 0o7777) | 0o700)
-                os.utime(folder, (member.mtime, member.mtime))
+                descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+                try:
+                    _apply_owner(descriptor, member)
+                    os.fchmod(descriptor, (member.mode & 0o7777) | 0o700)
+                    os.utime(descriptor, (member.mtime, member.mtime))
+                finally:
+                    os.close(descriptor)
 
 
 class _CorruptError(Exception):
@@ -322,8 +346,31 @@ class _BackgroundWriter:
         self._queue.task_done()
 
 
-def _apply_owner(path: Path, member: tarfile.TarInfo) -> None:
-    """Restore ownership when running as root (services often run as their own user)."""
-    if os.geteuid() == 0:
-        with contextlib.suppress(OSError):
-            os.lchown(path, member.uid, member.gid)
+def _apply_owner(where: Path | int, member: tarfile.TarInfo) -> None:
+    """Restore ownership when running as root (services often run as their own user): of an
+    open file or folder, or of a symlink itself.
+    """
+    if os.geteuid() != 0:
+        return
+    with contextlib.suppress(OSError):
+        if isinstance(where, int):
+            os.fchown(where, member.uid, member.gid)
+        else:
+            os.lchown(where, member.uid, member.gid)
+
+
+_MEMBER_TYPES = {"file": tarfile.TarInfo.isfile, "dir": tarfile.TarInfo.isdir}
+
+
+def member_type_problem(member: tarfile.TarInfo, entry: FileEntry) -> str | None:
+    """Why ``member`` is not what the manifest recorded (a file that became a symlink)."""
+    if entry.type == "symlink":
+        if not member.issym():
+            return "its type differs from the manifest's (a symlink there)"
+        if entry.link is not None and entry.link != member.linkname:
+            return "its link target differs from the manifest's"
+        return None
+    check = _MEMBER_TYPES.get(entry.type)
+    if check is None or not (check(member) or (entry.type == "file" and member.islnk())):
+        return f"its type differs from the manifest's (a {entry.type} there)"
+    return None

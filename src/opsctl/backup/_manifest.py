@@ -128,8 +128,8 @@ class Manifest:
             archive = data["archive"]
             return cls(
                 id=str(data["id"]),
-                started_at=datetime.fromisoformat(data["started_at"]),
-                finished_at=datetime.fromisoformat(data["finished_at"]),
+                started_at=_moment(data, "started_at"),
+                finished_at=_moment(data, "finished_at"),
                 host=str(data["host"]),
                 project=str(data["project"]),
                 opsctl_version=str(data["opsctl_version"]),
@@ -144,6 +144,15 @@ class Manifest:
         except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as error:
             message = f"malformed manifest: {type(error).__name__}: {error}"
             raise ValueError(message) from None
+
+
+def _moment(data: dict[str, Any], key: str) -> datetime:
+    """A recorded time; one without a timezone cannot be ordered against the others."""
+    moment = datetime.fromisoformat(data[key])
+    if moment.tzinfo is None:
+        message = f"{key} {data[key]!r} has no timezone"
+        raise ValueError(message)
+    return moment
 
 
 def _checksums(data: dict[str, Any], version: int) -> tuple[str, list[dict[str, Any]]]:

@@ -43,7 +43,7 @@ from opsctl.backup._restore import (
 )
 from opsctl.backup._run import RunResult
 from opsctl.backup._sources import Progress, destination, select_sources
-from opsctl.backup._store import Store, StoredBackup
+from opsctl.backup._store import DamagedManifest, Store, StoredBackup
 from opsctl.backup._verify import VerifyResult
 from opsctl.errors import OperationFailedError, OpsctlError, UsageError
 
@@ -334,6 +334,12 @@ def list_backups(project: Project) -> list[StoredBackup]:
     if not repository.exists():
         return []
     return _stored_backups(project, repository)
+
+
+def damaged_manifests(project: Project) -> list[DamagedManifest]:
+    """None: a snapshot without a usable manifest is listed with its problem instead."""
+    del project
+    return []
 
 
 def _stored_backups(project: Project, repository: ResticRepository) -> list[StoredBackup]:

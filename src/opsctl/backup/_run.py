@@ -100,6 +100,7 @@ def _write_backup(
     backup_id = new_backup_id(started_at)
     partial, final = store.partial_path(backup_id), store.archive_path(backup_id)
     advance = progress.advance if progress is not None else None
+    store.mark_pending(backup_id)
     entries: list[FileEntry] = []
     source_entries: list[SourceEntry] = []
     with ArchiveWriter(partial, final, progress=advance) as writer:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opsctl.backup._checksum import new_hasher
+from opsctl.backup._extract import member_type_problem
 from opsctl.backup._manifest import FileEntry
 from opsctl.backup._reader import Archive, DecompressError, read_archive
 from opsctl.backup._store import StoredBackup
@@ -76,6 +77,10 @@ def _check_members(
         entry = expected.get(member.name)
         if entry is None:
             problems.append(f"{member.name}: in the archive, not in the manifest")
+            continue
+        mismatch = member_type_problem(member, entry)
+        if mismatch is not None:
+            problems.append(f"{member.name}: {mismatch}")
             continue
         if not member.isreg():
             continue

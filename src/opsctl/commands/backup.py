@@ -22,7 +22,7 @@ from opsctl.commands._common import (
 )
 
 if TYPE_CHECKING:
-    from opsctl.backup import Progress, RestoreResult, StoredBackup
+    from opsctl.backup import DamagedManifest, Progress, RestoreResult, StoredBackup
 
 app = typer.Typer(
     name="backup",
@@ -77,16 +77,18 @@ def list_(ctx: typer.Context, json: JsonOption = False) -> None:
     from opsctl.backup import backend_for, destination
 
     project = load_project(ctx)
-    backups = backend_for(project).list_backups(project)
+    backend = backend_for(project)
+    backups = backend.list_backups(project)
+    damaged = backend.damaged_manifests(project)
     if json:
-        print_json(
-            {
-                "destination": str(destination(project)),
-                "backups": [_row(stored) for stored in backups],
-            }
-        )
+        rows = [_row(stored) for stored in backups] + [_damaged_row(d) for d in damaged]
+        print_json({"destination": str(destination(project)), "backups": rows})
         return
     _render_list(backups, destination(project))
+    for entry in damaged:
+        console().print(
+            f"{entry.id}: [red]damaged manifest[/] {plain(entry.path.name)}: {plain(entry.problem)}"
+        )
 
 
 @app.command()
@@ -150,6 +152,7 @@ def restore(
     from opsctl.backup import backend_for
 
     project = load_project(ctx)
+    _check_backup_id(backup_id)
     if not dry_run and _overwrites(to):
         where = f"into {to}" if to else f"in place under {project.root}"
         _confirm(f"Restore backup {backup_id} {where}, replacing what is there?", yes=yes)
@@ -214,6 +217,10 @@ def _row(stored: StoredBackup) -> dict[str, Any]:
         "status": "complete" if stored.problem is None else "damaged",
         "problem": stored.problem,
     }
+
+
+def _damaged_row(entry: DamagedManifest) -> dict[str, Any]:
+    return {"id": entry.id, "status": "damaged", "problem": f"manifest: {entry.problem}"}
 
 
 def _render_list(backups: list[StoredBackup], folder: Path) -> None:
@@ -287,6 +294,17 @@ def _overwrites(to: Path | None) -> bool:
     if to is None:
         return True
     return to.exists() and (not to.is_dir() or any(to.iterdir()))
+
+
+def _check_backup_id(backup_id: str) -> None:
+    """Refuse what cannot name a backup before asking anything about it."""
+    import re
+
+    from opsctl.errors import UsageError
+
+    if backup_id != "latest" and not re.fullmatch(r"[0-9A-Za-z][0-9A-Za-z-]*", backup_id):
+        message = f"'{backup_id}' is not a backup id (an id, a unique prefix of one, or latest)."
+        raise UsageError(message, hint="List them with: opsctl backup list")
 
 
 def _confirm(question: str, *, yes: bool) -> None:
