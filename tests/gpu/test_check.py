@@ -7,8 +7,10 @@ newer or older than the recorded driver's. The driver comes from a recorded snap
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -448,3 +450,46 @@ def test_json_reports_no_gpu_as_one_document(
         result = run_cli("gpu", command, "--json")
         assert result.exit_code == 4
         assert json.loads(result.stdout)["error"].startswith("No GPU")
+
+
+@pytest.mark.parametrize("value", ["inf", "1e308", "nan", "0", "-1", "3601"])
+def test_timeout_outside_its_range_exits_2(recorded: Path, value: str) -> None:
+    """--timeout must be a finite number of seconds above 0 and at most 3600."""
+    result = run_cli("gpu", "check", "--timeout", value, "--framework", "cupy")
+
+    assert result.exit_code == 2, result.output
+    assert "--timeout" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_probe_group_is_ended_when_waiting_for_it_fails(
+    fakes: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever goes wrong while a probe runs, its process group is killed and reaped."""
+    from opsctl.gpu._frameworks import _probing
+
+    fake_package(fakes, "cupy", "import time\ntime.sleep(600)\n")
+    started: list[subprocess.Popen[bytes]] = []
+
+    class Recorded(subprocess.Popen):  # type: ignore[type-arg]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(_probing.subprocess, "Popen", Recorded)
+
+    try:
+        with pytest.raises(OverflowError):
+            _probing.run_probe(
+                sys.executable, "cupy", timeout_seconds=float("inf"), environ=dict(os.environ)
+            )
+
+        (process,) = started
+        assert process.returncode is not None
+        with pytest.raises(ProcessLookupError):
+            os.killpg(process.pid, 0)
+    finally:
+        for leftover in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(leftover.pid, signal.SIGKILL)
+            leftover.wait()

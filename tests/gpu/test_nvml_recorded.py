@@ -40,7 +40,7 @@ def test_several_cards_are_read_with_every_field(monkeypatch: pytest.MonkeyPatch
     assert h100.architecture == "Hopper"
     assert h100.memory_used_percent == pytest.approx(75.33, abs=0.01)
     assert h100.memory_free_bytes == 85520809984 - 64424509440
-    assert h100.processes[1] == GpuProcess(pid=4242002, used_bytes=21474836480, name="tritonserver")
+    assert h100.processes[1] == GpuProcess(pid=4191002, used_bytes=21474836480, name="tritonserver")
     assert a100.ecc_corrected == 12
     assert l4.processes == ()
     assert t4.ecc_uncorrected == 2
@@ -85,8 +85,8 @@ def test_status_json_of_a_recording(monkeypatch: pytest.MonkeyPatch) -> None:
     assert gpu["gh200"] is False
     assert document["driver_version"] == "550.90.07"
     assert [(p["pid"], p["used_bytes"]) for p in document["processes"]] == [
-        (4244001, 51539607552),
-        (4244002, 25769803776),
+        (4193001, 51539607552),
+        (4193002, 25769803776),
     ]
     # Outside a project nobody can tell which processes are orphans.
     assert document["mapping"]["known"] is False
@@ -280,3 +280,202 @@ def test_recorded_error_names_file_in_config_error(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match=r"x\.json is not a recorded GPU snapshot"):
         load_snapshot(path)
+
+
+def one_device_recording(path: Path, device: dict[str, object], **top: object) -> Path:
+    """A recording of one H100 whose fields are overridden by ``device``."""
+    base: dict[str, object] = {
+        "index": 0,
+        "uuid": "GPU-1",
+        "name": "NVIDIA H100 80GB HBM3",
+        "memory_used_bytes": 1 << 30,
+        "memory_total_bytes": 80 << 30,
+    }
+    document = {
+        "format": "opsctl-gpu-snapshot",
+        "version": 1,
+        "devices": [{**base, **device}],
+        **top,
+    }
+    path.write_text(json.dumps(document))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("field", "token"),
+    [
+        ("temperature_celsius", "NaN"),
+        ("power_watts", "Infinity"),
+        ("power_limit_watts", "-Infinity"),
+        ("utilization_percent", "NaN"),
+        ("temperature_celsius", "1e999"),
+    ],
+)
+def test_non_finite_numbers_in_a_recording_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, field: str, token: str
+) -> None:
+    """NaN and infinities are refused (exit 2) naming the file and the field, in both outputs."""
+    path = one_device_recording(tmp_path / "odd.json", {field: 0.5})
+    path.write_text(path.read_text().replace(f'"{field}": 0.5', f'"{field}": {token}'))
+    monkeypatch.setenv(RECORDED_ENV, str(path))
+
+    for args in (("gpu", "status"), ("gpu", "status", "--json")):
+        result = run_cli(*args)
+
+        assert result.exit_code == 2, result.output
+        assert str(path) in result.stderr
+        assert f"devices.0.{field}" in result.stderr
+        assert "nan" not in result.stdout.lower()
+        assert "inf" not in result.stdout.lower()
+
+
+@pytest.mark.parametrize(
+    ("devices", "expected"),
+    [
+        (
+            [{"memory_used_bytes": 81 << 30, "memory_total_bytes": 80 << 30}],
+            "memory_used_bytes",
+        ),
+        ([{"processes": [{"pid": 0}]}], "devices.0.processes.0.pid"),
+        ([{"processes": [{"pid": 4194305}]}], "devices.0.processes.0.pid"),
+        ([{"compute_capability": [9, 100]}], "devices.0.compute_capability.1"),
+        ([{"compute_capability": [-1, 0]}], "devices.0.compute_capability.0"),
+        ([{"index": 0, "uuid": "GPU-a"}, {"index": 0, "uuid": "GPU-b"}], "index 0"),
+        ([{"index": 0, "uuid": "GPU-a"}, {"index": 1, "uuid": "GPU-a"}], "'GPU-a'"),
+    ],
+)
+def test_impossible_recordings_exit_2(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    devices: list[dict[str, object]],
+    expected: str,
+) -> None:
+    """Memory used above total, pids outside 1..2^22, duplicate devices and compute
+    capabilities outside 0..99 are refused, naming the file and what is wrong.
+    """
+    path = one_device_recording(tmp_path / "odd.json", devices[0])
+    document = json.loads(path.read_text())
+    base = document["devices"][0]
+    document["devices"] = [{**base, **device} for device in devices]
+    path.write_text(json.dumps(document))
+    monkeypatch.setenv(RECORDED_ENV, str(path))
+
+    result = run_cli("gpu", "status", "--json")
+
+    assert result.exit_code == 2, result.output
+    assert str(path) in result.stderr
+    assert expected in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_largest_pid_and_devices_without_uuid_are_accepted(tmp_path: Path) -> None:
+    """Pid 2^22 is a possible pid; devices NVML could not open (no UUID) may be several."""
+    path = one_device_recording(tmp_path / "edge.json", {"processes": [{"pid": 4194304}]})
+    document = json.loads(path.read_text())
+    document["devices"] += [
+        {"index": 1, "uuid": "", "name": "unreachable"},
+        {"index": 2, "uuid": "", "name": "unreachable"},
+    ]
+    path.write_text(json.dumps(document))
+
+    snapshot = load_snapshot(path)
+
+    assert snapshot.devices[0].processes[0].pid == 4194304
+    assert [device.uuid for device in snapshot.devices] == ["GPU-1", "", ""]
+
+
+def test_status_json_has_no_non_finite_numbers(capsys: pytest.CaptureFixture[str]) -> None:
+    """A figure that is not finite (a live reading gone wrong) is printed as null."""
+    from opsctl.commands._gpu_observe import print_document, status_document
+    from opsctl.gpu._status import StackPids
+
+    device = GpuDevice(
+        index=0,
+        uuid="GPU-1",
+        name="X",
+        memory_used_bytes=1,
+        memory_total_bytes=2,
+        utilization_percent=float("nan"),
+        memory_utilization_percent=None,
+        temperature_celsius=float("inf"),
+        power_watts=float("-inf"),
+        power_limit_watts=None,
+        sm_clock_mhz=None,
+        memory_clock_mhz=None,
+        ecc_corrected=None,
+        ecc_uncorrected=None,
+        mig_mode=None,
+        compute_capability=None,
+        architecture=None,
+        processes=(),
+    )
+    snapshot = GpuSnapshot(None, None, None, (device,), "h", datetime(2026, 1, 1, tzinfo=UTC))
+
+    print_document(status_document(snapshot, [], StackPids()))
+
+    def refuse(token: str) -> None:
+        raise AssertionError(f"non-finite token {token} in the JSON output")
+
+    (gpu,) = json.loads(capsys.readouterr().out, parse_constant=refuse)["gpus"]
+    assert gpu["utilization_percent"] is None
+    assert gpu["temperature_celsius"] is None
+    assert gpu["power_watts"] is None
+
+
+def test_control_characters_in_names_add_no_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A newline or escape sequence in a device or process name is shown escaped, on its row."""
+    path = one_device_recording(
+        tmp_path / "names.json",
+        {
+            "name": "H100\n9    FAKE GPU\x1b[2J\r\u2028",
+            "ecc_uncorrected": 2,
+            "processes": [{"pid": 4190001, "used_bytes": 1 << 30, "name": "py\nthon\t3"}],
+        },
+    )
+    monkeypatch.setenv(RECORDED_ENV, str(path))
+
+    table = run_cli("gpu", "status")
+    problems = run_cli("-q", "gpu", "status")
+
+    assert table.exit_code == 0, table.output
+    lines = table.stdout.splitlines()
+    row = next(line for line in lines if line.startswith("0 "))
+    assert "H100\\n9    FAKE GPU\\x1b[2J\\r\\u2028" in row
+    assert sum("FAKE GPU" in line for line in lines) == 1
+    assert "py\\nthon\\t3" in table.stdout
+    assert "\x1b" not in table.stdout
+    assert "\r" not in table.stdout
+    assert problems.exit_code == 0, problems.output
+    assert "GPU 0 (H100\\n9    FAKE GPU\\x1b[2J\\r\\u2028): 2 uncorrected" in problems.stdout
+    assert len(problems.stdout.splitlines()) == 1
+
+
+def test_status_table_shows_non_finite_figures_as_unknown(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A figure that is not finite shows as "-" in the table, never as nan or inf."""
+    from opsctl.commands._gpu_observe import _render
+    from opsctl.gpu._status import StackPids
+
+    device = GpuDevice(
+        0, "GPU-1", "X", 1, 2, float("nan"), None, float("inf"), float("nan"), 700.0,
+        None, None, None, None, None, None, None, (),
+    )  # fmt: skip
+    snapshot = GpuSnapshot(None, None, None, (device,), "h", datetime(2026, 1, 1, tzinfo=UTC))
+
+    _render(snapshot, [], StackPids(), problems_only=False)
+
+    out = capsys.readouterr().out.lower()
+    assert "nan" not in out
+    assert "inf" not in out
+
+
+def test_live_readings_that_are_not_finite_become_none() -> None:
+    """A NaN or infinite reading from NVML is kept as no answer."""
+    from opsctl.gpu._nvml import _as_float
+
+    assert _as_float(float("nan")) is None
+    assert _as_float(float("inf")) is None
+    assert _as_float(41) == 41.0

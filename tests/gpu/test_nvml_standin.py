@@ -37,7 +37,7 @@ H100 = {
     "mig": 0,
     "cc": "9.0",
     "arch": 9,
-    "process": [(4242001, 40 * GIB), (4242002, 20 * GIB)],
+    "process": [(4191001, 40 * GIB), (4191002, 20 * GIB)],
 }
 GH200_MIG = {
     "name": "NVIDIA GH200 480GB",
@@ -54,8 +54,8 @@ GH200_MIG = {
     "cc": "9.0",
     "arch": 9,
     # One process in two MIG instances, memory not reported; and one graphics process.
-    "process": [(4243001, None, 1, 0), (4243001, None, 2, 0), (4243002, 3 * GIB, 1, 0)],
-    "graphics_process": [(4243002, 3 * GIB, 1, 0), (4243003, GIB)],
+    "process": [(4192001, None, 1, 0), (4192001, None, 2, 0), (4192002, 3 * GIB, 1, 0)],
+    "graphics_process": [(4192002, 3 * GIB, 1, 0), (4192003, GIB)],
 }
 
 
@@ -96,8 +96,8 @@ def test_status_json_through_real_bindings(nvml_standin: Standin, tmp_path: Path
         "compute_capability": [9, 0],
         "architecture": "Hopper",
         "processes": [
-            {"pid": 4242001, "used_bytes": 40 * GIB, "name": None},
-            {"pid": 4242002, "used_bytes": 20 * GIB, "name": None},
+            {"pid": 4191001, "used_bytes": 40 * GIB, "name": None},
+            {"pid": 4191002, "used_bytes": 20 * GIB, "name": None},
         ],
         "memory_used_percent": 75.0,
         "gh200": False,
@@ -111,9 +111,9 @@ def test_status_json_through_real_bindings(nvml_standin: Standin, tmp_path: Path
     assert gh200["ecc_corrected"] is None  # not in the answers: NOT_SUPPORTED
     # Per pid: N/A memory stays unknown, MIG instances merge, compute+graphics count once.
     assert gh200["processes"] == [
-        {"pid": 4243001, "used_bytes": None, "name": None},
-        {"pid": 4243002, "used_bytes": 3 * GIB, "name": None},
-        {"pid": 4243003, "used_bytes": GIB, "name": None},
+        {"pid": 4192001, "used_bytes": None, "name": None},
+        {"pid": 4192002, "used_bytes": 3 * GIB, "name": None},
+        {"pid": 4192003, "used_bytes": GIB, "name": None},
     ]
 
 

@@ -219,3 +219,72 @@ def test_no_gpu_exits_4(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
 
     assert result.exit_code == 4
     assert "No GPU" in result.stderr
+
+
+def test_env_file_that_is_a_dangling_symlink_exits_2(gh200: Path, tmp_path: Path) -> None:
+    """A --env-file link to a file in a folder that does not exist is refused; nothing is
+    created at the link's target.
+    """
+    missing = tmp_path / "missing" / "x.env"
+    link = tmp_path / "dangling.env"
+    link.symlink_to(missing)
+
+    result = run_cli("gpu", "optimize", "--json", "--env-file", str(link))
+
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert str(link) in result.stderr
+    assert "does not exist" in result.stderr
+    assert not missing.parent.exists()
+    assert link.is_symlink()
+
+
+def test_env_file_in_a_missing_folder_exits_2(gh200: Path, tmp_path: Path) -> None:
+    """--env-file never creates the folders above the file."""
+    target = tmp_path / "no" / "such" / "gpu.env"
+
+    result = run_cli("gpu", "optimize", "--env-file", str(target))
+
+    assert result.exit_code == 2, result.output
+    assert str(target.parent) in result.stderr
+    assert not (tmp_path / "no").exists()
+
+
+@pytest.mark.parametrize("in_project", [True, False])
+def test_env_file_with_bytes_that_are_not_utf8_exits_2(
+    gh200: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_project: bool
+) -> None:
+    """A .env that is not UTF-8 is named in a usage error and left as it was, in a project
+    or outside one.
+    """
+    target = tmp_path / "latin1.env"
+    target.write_bytes(b"NAME=caf\xe9\n")
+    if not in_project:
+        monkeypatch.chdir(tmp_path)
+
+    result = run_cli("gpu", "optimize", "--env-file", str(target))
+
+    assert result.exit_code == 2, result.output
+    assert str(target) in result.stderr
+    assert "UTF-8" in result.stderr
+    assert "unexpected" not in result.stderr
+    assert target.read_bytes() == b"NAME=caf\xe9\n"
+
+
+def test_env_file_with_crlf_lines_gets_crlf_lines(gh200: Path, tmp_path: Path) -> None:
+    """Lines added to a CRLF .env end in CRLF too, and python-dotenv reads every value."""
+    from dotenv import dotenv_values
+
+    target = tmp_path / "windows.env"
+    target.write_bytes(b"KEEP=me\r\nTF_GPU_ALLOCATOR=bfc\r\n# end")
+
+    result = run_cli("gpu", "optimize", "--env-file", str(target))
+
+    assert result.exit_code == 0, result.output
+    data = target.read_bytes()
+    assert data.startswith(b"KEEP=me\r\nTF_GPU_ALLOCATOR='cuda_malloc_async'\r\n# end\r\n")
+    assert data.endswith(b"\r\n")
+    assert b"\n" not in data.replace(b"\r\n", b"")
+    values = dotenv_values(target)
+    assert values["KEEP"] == "me"
+    assert values["PYTORCH_CUDA_ALLOC_CONF"] == "expandable_segments:True"

@@ -367,7 +367,7 @@ def test_broken_project_config_is_an_error_not_ignored(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Outside a project gpu status still works; a project whose config is broken exits 2."""
-    monkeypatch.setenv(RECORDED_ENV, str(write_recording(tmp_path / "a.json", [(4242001, GIB)])))
+    monkeypatch.setenv(RECORDED_ENV, str(write_recording(tmp_path / "a.json", [(4191001, GIB)])))
     outside = run_cli("gpu", "status", "--json")
     (tmp_path / "opsctl.toml").write_text("[services.worker\n")
 

@@ -366,3 +366,48 @@ def test_carriage_return_is_refused_and_the_file_kept(env: Path, value: str) -> 
     with pytest.raises(UsageError, match="carriage return"):
         set_key(env, "KEY", value)
     assert (env.read_bytes() if env.exists() else None) == before
+
+
+@pytest.mark.parametrize("target", ["gone/real.env", "real.env"])
+def test_a_dangling_symlink_is_refused_and_nothing_created(tmp_path: Path, target: str) -> None:
+    """A .env link to a file that does not exist is refused; neither file nor folder is made."""
+    link = tmp_path / ".env"
+    link.symlink_to(tmp_path / target)
+
+    with pytest.raises(UsageError, match=r"symbolic link to .*real\.env, which does not exist"):
+        set_key(link, "KEY", "v")
+
+    assert not (tmp_path / "gone").exists()
+    assert not (tmp_path / "real.env").exists()
+    assert link.is_symlink()
+
+
+def test_a_missing_folder_is_not_created(tmp_path: Path) -> None:
+    """The folder above a new .env must exist: set_key creates the file, never folders."""
+    env = tmp_path / "absent" / ".env"
+
+    with pytest.raises(UsageError, match=r"folder .*absent.* does not exist"):
+        set_key(env, "KEY", "v")
+
+    assert not (tmp_path / "absent").exists()
+
+
+def test_bytes_that_are_not_utf8_are_refused_and_the_file_kept(env: Path) -> None:
+    """A .env that is not UTF-8 raises a usage error naming the file; nothing changes."""
+    env.write_bytes(b"A=caf\xe9\n")
+
+    with pytest.raises(UsageError, match=r"\.env is not UTF-8"):
+        set_key(env, "KEY", "v")
+
+    assert env.read_bytes() == b"A=caf\xe9\n"
+
+
+def test_a_file_of_cr_lines_gets_cr_lines(env: Path) -> None:
+    """Lines added to a file whose lines end in a bare CR end the same way."""
+    env.write_bytes(b"A=1\rB=2\r")
+
+    set_key(env, "NEW", "v")
+    set_key(env, "OTHER", "w")
+
+    assert env.read_bytes() == b"A=1\rB=2\rNEW='v'\rOTHER='w'\r"
+    assert dotenv_values(env) == {"A": "1", "B": "2", "NEW": "v", "OTHER": "w"}

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from opsctl.commands._common import JSON_HELP, console, error_console, plain, print_json, quiet
+from opsctl.commands._common import JSON_HELP, console, error_console, quiet
+from opsctl.commands._gpu_observe import print_document, text_cell
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -26,6 +27,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 DryRunOption = Annotated[
     bool, typer.Option("--dry-run", help="Show what would be done; change nothing.")
 ]
+LONGEST_PROBE_SECONDS = 3600.0
 _STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
 _STEP_STYLES = {"done": "green", "skipped": "dim", "failed": "bold red"}
 _LEVEL_STYLES = {"none": "green", "warn": "yellow", "soft": "yellow", "hard": "bold red"}
@@ -55,7 +57,8 @@ def check(
         typer.Option(
             "--timeout",
             min=0.1,
-            help="Seconds each framework probe may take before it counts as hung.",
+            max=LONGEST_PROBE_SECONDS,
+            help="Seconds each framework probe may take before it counts as hung (0.1 to 3600).",
         ),
     ] = 60.0,
     framework: Annotated[
@@ -78,7 +81,7 @@ def check(
     chosen = tuple(item.value for item in framework) if framework else CHECK_ORDER
     result = run_gpu_check(_project_if_any(ctx), timeout_seconds=timeout, frameworks=chosen)
     if json:
-        print_json(result.to_dict())
+        print_document(result.to_dict())
     else:
         _render_check(result, problems_only=quiet(ctx))
     if result.exit_code == 4:  # noqa: PLR2004
@@ -149,7 +152,7 @@ def cleanup(
         plan, project, policy=policy, reread=read_snapshot, service_of_pid=service_of_pid
     )
     if json:
-        print_json({"dry_run": False, **outcome.to_dict()})
+        print_document({"dry_run": False, **outcome.to_dict()})
     else:
         _render_outcome(outcome)
     raise typer.Exit(0 if outcome.ok else 1)
@@ -184,9 +187,12 @@ def optimize(
     warn_percent = project.config.gpu.policy.warn_percent if project else 80.0
     report = recommend(_read_or_report(read_snapshot, json=json), cupy_limit_percent=warn_percent)
     target = _env_target(named, project, write=write)
+    # Written before anything is shown, so a file that cannot be written leaves no
+    # document on stdout that names it as the one written.
+    writes = write_env_file(target, report.variables) if target and not dry_run else []
 
     if json:
-        print_json(
+        print_document(
             {**report.to_dict(), "env_file": str(target) if target else None, "dry_run": dry_run}
         )
     else:
@@ -196,7 +202,6 @@ def optimize(
     if dry_run:
         _say(f"dry run: would set {len(report.variables)} variables in {target}")
         return
-    writes = write_env_file(target, report.variables)
     changed = sum(1 for write_result in writes if write_result.replaced)
     _say(f"wrote {len(writes)} variables to {target} ({changed} replaced, mode 0600)")
 
@@ -209,7 +214,7 @@ def _read_or_report(read: Callable[[], GpuSnapshot], *, json: bool) -> GpuSnapsh
         return read()
     except NoGpuError as error:
         if json:
-            print_json({"error": error.message, "hint": error.hint})
+            print_document({"error": error.message, "hint": error.hint})
         raise
 
 
@@ -257,7 +262,7 @@ def _confirm(plan: CleanupPlan, *, yes: bool) -> None:
 
 def _show_plan(plan: CleanupPlan, *, dry_run: bool, json: bool) -> None:
     if json:
-        print_json(
+        print_document(
             {"dry_run": dry_run, "ok": True, "freed_bytes": 0, "plan": plan.to_dict(), "steps": []}
         )
         return
@@ -278,7 +283,7 @@ def _render_check(result: GpuCheckReport, *, problems_only: bool) -> None:
         status = "warn" if row.status == "fail" and row.severity == "warning" else row.status
         if problems_only and status in {"pass", "skip"}:
             continue
-        table.add_row(plain(row.name), f"[{_STYLES[status]}]{status}[/]", plain(row.detail))
+        table.add_row(text_cell(row.name), f"[{_STYLES[status]}]{status}[/]", text_cell(row.detail))
     if table.row_count:
         console().print(table)
     summary = result.report.summary
@@ -295,31 +300,32 @@ def _render_plan(plan: CleanupPlan) -> None:
         used = "unknown" if device.used_percent is None else f"{device.used_percent:.1f} %"
         style = _LEVEL_STYLES[device.level]
         out.print(
-            f"GPU {device.index} {plain(device.name)}: {used} used "
+            f"GPU {device.index} {text_cell(device.name)}: {used} used "
             f"(warn {policy['warn_percent']:g} %, soft {policy['soft_percent']:g} %, "
             f"hard {policy['hard_percent']:g} %): [{style}]{device.level}[/]"
         )
     forced = " (asked for)" if plan.forced else ""
     out.print(f"level: [{_LEVEL_STYLES[plan.level]}]{plan.level}[/]{forced}")
     for number, step in enumerate(plan.steps(), start=1):
-        out.print(f"  {number}. {plain(step)}")
+        out.print(f"  {number}. {text_cell(step)}")
     for note in plan.notes:
-        out.print(f"  note: {plain(note)}")
+        out.print(f"  note: {text_cell(note)}")
 
 
 def _render_outcome(outcome: CleanupOutcome) -> None:
     out = console()
     for step in outcome.steps:
         style = _STEP_STYLES[step.status]
-        out.print(
-            f"[{style}]{step.status}[/] {step.action} {plain(step.target)}: {plain(step.detail)}"
-        )
+        target, detail = text_cell(step.target), text_cell(step.detail)
+        out.print(f"[{style}]{step.status}[/] {step.action} {target}: {detail}")
         for reply in step.replies:
             freed = reply["freed_bytes"]
             said = reply["error"] or (f"freed {freed} bytes" if freed is not None else "answered")
-            out.print(f"    {plain(str(reply['component']))} (pid {reply['pid']}): {plain(said)}")
+            out.print(
+                f"    {text_cell(str(reply['component']))} (pid {reply['pid']}): {text_cell(said)}"
+            )
             for note in reply["notes"]:
-                out.print(f"      note: {plain(str(note))}")
+                out.print(f"      note: {text_cell(str(note))}")
 
 
 def _render_optimize(report: OptimizeReport, *, quiet: bool) -> None:
@@ -330,17 +336,17 @@ def _render_optimize(report: OptimizeReport, *, quiet: bool) -> None:
     extra = " (GH200)" if hardware.gh200 else ""
     mixed = "; different GPUs, the least capable decides" if hardware.mixed else ""
     out.print(
-        f"[bold]{plain(hardware.name)}[/]{extra} x{hardware.devices}, compute capability "
-        f"{capability}, {plain(hardware.architecture or 'architecture unknown')}{mixed}"
+        f"[bold]{text_cell(hardware.name)}[/]{extra} x{hardware.devices}, compute capability "
+        f"{capability}, {text_cell(hardware.architecture or 'architecture unknown')}{mixed}"
     )
     for item in report.recommendations:
-        out.print(f"\n[bold]{plain(item.title)}[/]: {plain(item.value)}")
+        out.print(f"\n[bold]{text_cell(item.title)}[/]: {text_cell(item.value)}")
         if not quiet:
-            out.print(f"  why: {plain(item.why)}")
+            out.print(f"  why: {text_cell(item.why)}")
         for name, value in item.variables.items():
-            out.print(f"  {name}={plain(value)}")
+            out.print(f"  {name}={text_cell(value)}")
         if item.code and not quiet:
-            out.print(f"  in code: {plain(item.code)}")
+            out.print(f"  in code: {text_cell(item.code)}")
 
 
 def _say(text: str) -> None:

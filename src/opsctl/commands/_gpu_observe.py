@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json as json_module
+import math
 import os
+import sys
+import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from opsctl.commands._common import JSON_HELP, console, error_console, plain, print_json, quiet
+from opsctl.commands._common import JSON_HELP, console, error_console, quiet
 
 if TYPE_CHECKING:
     from opsctl.config import Project
@@ -19,6 +23,11 @@ _GIB = 1 << 30
 _MIB = 1 << 20
 _LAST_COLUMNS = ("CLOCKS SM/MEM", "ECC CORR/UNCORR", "MIG")
 _SHORT_UUID = 12  # "GPU-" and the first 8 hexadecimal digits identify a card in practice
+_NAMED_CONTROLS = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# Controls, formatting characters and line or paragraph separators: any of them can break
+# a table row or rewrite the terminal.
+_HIDDEN_CATEGORIES = {"Cc", "Cf", "Zl", "Zp"}
+_BYTE_LIMIT = 0x100
 
 
 def status(
@@ -54,7 +63,9 @@ def status(
         snapshot = read_snapshot()
     except NoGpuError as error:
         if json:
-            print_json({"gpus": [], "processes": [], "error": error.message, "hint": error.hint})
+            print_document(
+                {"gpus": [], "processes": [], "error": error.message, "hint": error.hint}
+            )
         raise
     if record is not None:
         from opsctl.gpu._recorded import save_snapshot
@@ -64,7 +75,7 @@ def status(
 
     owners, stack = process_owners(snapshot, _project_if_any(ctx))
     if json:
-        print_json(status_document(snapshot, owners, stack))
+        print_document(status_document(snapshot, owners, stack))
         return
     _render(snapshot, owners, stack, problems_only=quiet(ctx))
 
@@ -106,6 +117,43 @@ def status_document(
     }
 
 
+def print_document(data: Any) -> None:
+    """Write ``data`` as one strict JSON document on stdout: a figure that is not finite
+    (NaN, an infinity) is written as null, never as a token JSON does not have.
+    """
+    text = json_module.dumps(_finite(data), indent=2, default=str, allow_nan=False)
+    sys.stdout.write(text + "\n")
+
+
+def text_cell(text: str) -> str:
+    """``text`` safe for one table cell or line: rich markup escaped, and every control
+    character (newline and tab included), formatting character and line separator shown
+    as an escape (``\\n``, ``\\x1b``, ``\\u2028``), so it can add no row and move no cursor.
+    """
+    from rich.markup import escape
+
+    return escape("".join(_shown(character) for character in text))
+
+
+def _shown(character: str) -> str:
+    if unicodedata.category(character) not in _HIDDEN_CATEGORIES:
+        return character
+    if character in _NAMED_CONTROLS:
+        return _NAMED_CONTROLS[character]
+    code = ord(character)
+    return f"\\x{code:02x}" if code < _BYTE_LIMIT else f"\\u{code:04x}"
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
 def _project_if_any(ctx: typer.Context) -> Project | None:
     """The project, or None when no config is named and none is found above the working
     folder: ``gpu status`` is useful on any GPU host. A config that exists but is broken
@@ -136,7 +184,7 @@ def _render(
         f"driver {snapshot.driver_version or '-'}, CUDA {snapshot.cuda_driver_version or '-'}, "
         f"NVML {snapshot.nvml_version or '-'}"
     )
-    out.print(f"[bold]{plain(snapshot.host)}[/]: {plain(versions)}")
+    out.print(f"[bold]{text_cell(snapshot.host)}[/]: {text_cell(versions)}")
     table = Table(show_edge=False, pad_edge=False, box=None)
     for column in (*("GPU", "NAME", "UUID", "MEMORY", "UTIL", "TEMP", "POWER"), *_LAST_COLUMNS):
         table.add_column(column)
@@ -156,7 +204,7 @@ def _render(
         out.print(table)
     if stack.note is not None:
         said = "Services unknown" if not stack.known else "Note"
-        out.print(f"[dim]{said}: {plain(stack.note)}.[/]")
+        out.print(f"[dim]{said}: {text_cell(stack.note)}.[/]")
 
 
 def _render_problems(snapshot: GpuSnapshot, owners: list[ProcessOwner]) -> None:
@@ -165,13 +213,13 @@ def _render_problems(snapshot: GpuSnapshot, owners: list[ProcessOwner]) -> None:
     for device in snapshot.devices:
         if device.ecc_uncorrected:
             out.print(
-                f"GPU {device.index} ({plain(device.name)}): "
+                f"GPU {device.index} ({text_cell(device.name)}): "
                 f"{device.ecc_uncorrected} uncorrected ECC errors"
             )
     for owner in owners:
         if owner.orphan:
             out.print(
-                f"GPU {owner.gpu_index}: pid {owner.pid} ({plain(owner.name or '?')}) holds "
+                f"GPU {owner.gpu_index}: pid {owner.pid} ({text_cell(owner.name or '?')}) holds "
                 f"{_bytes(owner.used_bytes)} and belongs to no service"
             )
 
@@ -179,7 +227,7 @@ def _render_problems(snapshot: GpuSnapshot, owners: list[ProcessOwner]) -> None:
 def _device_cells(device: GpuDevice) -> list[str]:
     from opsctl.gpu._nvml import is_gh200
 
-    name = plain(device.name) + (" [dim](Grace Hopper)[/]" if is_gh200(device) else "")
+    name = text_cell(device.name) + (" [dim](Grace Hopper)[/]" if is_gh200(device) else "")
     uuid = device.uuid if len(device.uuid) <= _SHORT_UUID else device.uuid[:_SHORT_UUID] + "…"
     ecc = f"{_count(device.ecc_corrected)} / {_count(device.ecc_uncorrected)}"
     if device.ecc_uncorrected:
@@ -187,10 +235,10 @@ def _device_cells(device: GpuDevice) -> list[str]:
     return [
         str(device.index),
         name,
-        plain(uuid),
+        text_cell(uuid),
         _memory(device),
         _percent(device.utilization_percent),
-        "-" if device.temperature_celsius is None else f"{device.temperature_celsius:.0f} C",
+        _figure(device.temperature_celsius, "C"),
         _power(device),
         _clocks(device),
         ecc,
@@ -202,7 +250,7 @@ def _process_cells(owner: ProcessOwner) -> list[str]:
     if not owner.mapped:
         service = "?"
     elif owner.service is not None:
-        service = plain(owner.service)
+        service = text_cell(owner.service)
     elif owner.in_container:
         service = "[yellow]orphan (in the container)[/]"
     else:
@@ -210,7 +258,7 @@ def _process_cells(owner: ProcessOwner) -> list[str]:
     return [
         str(owner.gpu_index),
         str(owner.pid),
-        plain(owner.name or "?"),
+        text_cell(owner.name or "?"),
         service,
         _bytes(owner.used_bytes),
     ]
@@ -226,9 +274,9 @@ def _memory(device: GpuDevice) -> str:
 
 
 def _power(device: GpuDevice) -> str:
-    if device.power_watts is None:
+    if _known(device.power_watts) is None:
         return "-"
-    if device.power_limit_watts is None:
+    if _known(device.power_limit_watts) is None:
         return f"{device.power_watts:.0f} W"
     return f"{device.power_watts:.0f} / {device.power_limit_watts:.0f} W"
 
@@ -240,7 +288,17 @@ def _clocks(device: GpuDevice) -> str:
 
 
 def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0f} %"
+    return _figure(value, "%")
+
+
+def _figure(value: float | None, unit: str) -> str:
+    known = _known(value)
+    return "-" if known is None else f"{known:.0f} {unit}"
+
+
+def _known(value: float | None) -> float | None:
+    """None for no answer and for a figure that is not finite: both show as "-"."""
+    return None if value is None or not math.isfinite(value) else value
 
 
 def _count(value: int | None) -> str:

@@ -12,6 +12,7 @@ a host without devices is an error: :class:`~opsctl.gpu._model.NoGpuError`, exit
 from __future__ import annotations
 
 import logging
+import math
 import os
 import platform
 import socket
@@ -249,8 +250,8 @@ def _read_device(pynvml: Any, index: int) -> GpuDevice:
         temperature_celsius=_as_float(
             get("temperature", _temperature_call(pynvml), pynvml.NVML_TEMPERATURE_GPU)
         ),
-        power_watts=None if power is None else power / _MILLI,
-        power_limit_watts=None if limit is None else limit / _MILLI,
+        power_watts=None if power is None else _as_float(power / _MILLI),
+        power_limit_watts=None if limit is None else _as_float(limit / _MILLI),
         sm_clock_mhz=get("SM clock", pynvml.nvmlDeviceGetClockInfo, pynvml.NVML_CLOCK_SM),
         memory_clock_mhz=get("memory clock", pynvml.nvmlDeviceGetClockInfo, pynvml.NVML_CLOCK_MEM),
         ecc_corrected=get(
@@ -327,8 +328,13 @@ def _capability(value: tuple[int, int] | None) -> tuple[int, int] | None:
     return None if value is None else (int(value[0]), int(value[1]))
 
 
-def _as_float(value: int | None) -> float | None:
-    return None if value is None else float(value)
+def _as_float(value: float | None) -> float | None:
+    """``value`` as a float; None for no answer, and for NaN or an infinity, which no
+    reading can be and no JSON document can hold.
+    """
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 def _processes(pynvml: Any, index: int, handle: Any) -> tuple[GpuProcess, ...]:

@@ -25,6 +25,9 @@ from opsctl.gpu._model import GpuDevice, GpuProcess, GpuSnapshot, NoGpuError
 FORMAT = "opsctl-gpu-snapshot"
 VERSION = 1
 _LARGEST_FILE_BYTES = 16 << 20
+# Linux never numbers a process above 2^22, the largest pid_max it accepts.
+_LARGEST_PID = 1 << 22
+_LARGEST_CAPABILITY_PART = 99
 
 
 def snapshot_to_dict(snapshot: GpuSnapshot) -> dict[str, Any]:
@@ -79,7 +82,7 @@ def save_snapshot(snapshot: GpuSnapshot, path: Path) -> None:
         "nvml_error": None,
         **snapshot_to_dict(snapshot),
     }
-    write_atomic(path, json.dumps(document, indent=2) + "\n", mode=0o644)
+    write_atomic(path, json.dumps(document, indent=2, allow_nan=False) + "\n", mode=0o644)
 
 
 def load_snapshot(path: Path) -> GpuSnapshot:
@@ -138,9 +141,11 @@ def _validate(path: Path, text: str, document: Any) -> Any:
     except ValidationError as error:
         first = error.errors(include_url=False)[0]
         where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        # A rule of the format's own reads better without pydantic's "Value error, ".
+        said = str(first["ctx"]["error"]) if first["type"] == "value_error" else first["msg"]
         count = error.error_count()
         more = f" (and {count - 1} more problems)" if count > 1 else ""
-        message = f"The recorded GPU snapshot {path} is malformed at {where}: {first['msg']}{more}."
+        message = f"The recorded GPU snapshot {path} is malformed at {where}: {said}{more}."
         raise ConfigError(message) from None
 
 
@@ -151,15 +156,18 @@ def _models() -> Any:
     """The pydantic models of the format, built on first use (pydantic is not needed before)."""
     if _MODEL_CACHE:
         return _MODEL_CACHE[0]
-    from typing import Literal
+    from typing import Annotated, Literal
 
-    from pydantic import BaseModel, ConfigDict, Field
+    from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+    CapabilityPart = Annotated[int, Field(ge=0, le=_LARGEST_CAPABILITY_PART)]  # noqa: N806  (a type)
 
     class Strict(BaseModel):
-        model_config = ConfigDict(extra="forbid", strict=True)
+        # No NaN or infinity: they would print as "nan C" and as invalid JSON.
+        model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     class Process(Strict):
-        pid: int = Field(ge=0)
+        pid: int = Field(ge=1, le=_LARGEST_PID)
         used_bytes: int | None = Field(default=None, ge=0)
         name: str | None = None
 
@@ -179,9 +187,17 @@ def _models() -> Any:
         ecc_corrected: int | None = Field(default=None, ge=0)
         ecc_uncorrected: int | None = Field(default=None, ge=0)
         mig_mode: bool | None = None
-        compute_capability: tuple[int, int] | None = None
+        compute_capability: tuple[CapabilityPart, CapabilityPart] | None = None
         architecture: str | None = None
         processes: list[Process] = Field(default_factory=list)
+
+        @model_validator(mode="after")
+        def used_within_total(self) -> Device:
+            used, total = self.memory_used_bytes, self.memory_total_bytes
+            if used is not None and total is not None and used > total:
+                message = f"memory_used_bytes ({used}) is above memory_total_bytes ({total})"
+                raise ValueError(message)
+            return self
 
         def to_device(self) -> GpuDevice:
             values = self.model_dump(exclude={"processes"})
@@ -200,6 +216,13 @@ def _models() -> Any:
         nvml_error: str | None = None
         devices: list[Device] = Field(default_factory=list)
 
+        @model_validator(mode="after")
+        def devices_distinct(self) -> Recording:
+            _check_distinct("index", [device.index for device in self.devices])
+            # NVML gives no UUID for a device it cannot open; several may lack one.
+            _check_distinct("uuid", [device.uuid for device in self.devices if device.uuid])
+            return self
+
         def to_snapshot(self) -> GpuSnapshot:
             taken_at = self.taken_at or datetime.now(UTC)
             if taken_at.tzinfo is None:
@@ -216,3 +239,13 @@ def _models() -> Any:
 
     _MODEL_CACHE.append(Recording)
     return Recording
+
+
+def _check_distinct(field: str, values: list[Any]) -> None:
+    """Raise ``ValueError`` naming the first value of ``field`` two devices share."""
+    seen: set[Any] = set()
+    for value in values:
+        if value in seen:
+            message = f"two devices have {field} {value!r}"
+            raise ValueError(message)
+        seen.add(value)

@@ -65,6 +65,9 @@ def quote(value: str) -> str:
 def set_key(path: Path, name: str, value: str) -> EnvWrite:
     """Set ``name`` to ``value`` in the .env file at ``path`` (created if missing).
 
+    Raises :class:`UsageError` when the file is not UTF-8, cannot be parsed, is a link to
+    nothing, or lies in a folder that does not exist: folders are never created.
+
     The last assignment of ``name`` is replaced in place, keeping an ``export`` prefix and
     the line ending; other lines are kept byte for byte. A new key is appended.
     """
@@ -121,15 +124,7 @@ def _locked(path: Path) -> Iterator[Path]:
 
     A writer that waited may find the file replaced meanwhile: it then locks the new one.
     """
-    try:
-        target = path.resolve()
-    except (OSError, RuntimeError) as error:
-        message = f"{path} cannot be resolved: {error}."
-        raise UsageError(message) from None
-    if target.exists() and not target.is_file():
-        message = f"{path} exists and is not a regular file; nothing was changed."
-        raise UsageError(message)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = _writable_target(path)
     while True:
         descriptor = os.open(target, os.O_RDWR | os.O_CREAT, PRIVATE_MODE)
         try:
@@ -141,14 +136,41 @@ def _locked(path: Path) -> Iterator[Path]:
             os.close(descriptor)
 
 
+def _writable_target(path: Path) -> Path:
+    """The file ``path`` resolves to, refused when it could only be written by creating
+    folders: a link whose target is missing is a mistake, not a file to make.
+    """
+    try:
+        target = path.resolve()
+    except (OSError, RuntimeError) as error:
+        message = f"{path} cannot be resolved: {error}."
+        raise UsageError(message) from None
+    if target.exists() and not target.is_file():
+        message = f"{path} exists and is not a regular file; nothing was changed."
+        raise UsageError(message)
+    if path.is_symlink() and not target.exists():
+        message = f"{path} is a symbolic link to {target}, which does not exist."
+        raise UsageError(message, hint="Point the link at an existing file, or remove it.")
+    if not target.parent.is_dir():
+        message = f"The folder {target.parent} for {path} does not exist."
+        raise UsageError(message, hint="Create the folder first, or name a file in one.")
+    return target
+
+
 def _split_bom(text: str) -> tuple[str, str]:
     """A byte-order mark is kept, but kept out of python-dotenv's way."""
     return ("\ufeff", text[1:]) if text.startswith("\ufeff") else ("", text)
 
 
 def _read(path: Path) -> str:
-    with path.open("r", encoding="utf-8", newline="") as handle:
-        return handle.read()
+    try:
+        with path.open("r", encoding="utf-8", newline="") as handle:
+            return handle.read()
+    except UnicodeDecodeError as error:
+        message = (
+            f"{path} is not UTF-8 (byte {error.start} cannot be decoded); nothing was changed."
+        )
+        raise UsageError(message, hint="Convert the file to UTF-8, then run again.") from None
 
 
 def _entries(path: Path, text: str) -> list[tuple[str | None, str]]:
@@ -181,7 +203,12 @@ def _leading_blank_lines(raw: str) -> str:
 
 
 def _newline(text: str) -> str:
-    return "\r\n" if "\r\n" in text else "\n"
+    """The line ending added lines take: CRLF in a file with any, a bare CR in a file of
+    only those, else LF.
+    """
+    if "\r\n" in text:
+        return "\r\n"
+    return "\r" if "\r" in text and "\n" not in text else "\n"
 
 
 def _line_end(original: str, text: str) -> str:

@@ -4,12 +4,14 @@ its answer, and judging the CUDA release a framework was built for against the d
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
 import signal
 import subprocess
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +40,11 @@ def run_probe(
         )
     except OSError as error:
         return {"failure": f"cannot run {python}: {error.strerror or error}"}
-    try:
-        out, err = process.communicate(timeout=timeout_seconds)
-    except subprocess.TimeoutExpired:
-        _kill_group(process)
-        return {"failure": f"hung: no answer within {timeout_seconds:g} s"}
+    with _ended_on_exit(process):
+        try:
+            out, err = process.communicate(timeout=timeout_seconds)
+        except subprocess.TimeoutExpired:
+            return {"failure": f"hung: no answer within {timeout_seconds:g} s"}
     return _answer(process.returncode, out, err)
 
 
@@ -106,7 +108,45 @@ def _answer(returncode: int, out: bytes, err: bytes) -> dict[str, Any]:
     return {"failure": f"the probe exited with {returncode} and no answer: {last}"}
 
 
+@contextlib.contextmanager
+def _ended_on_exit(process: subprocess.Popen[bytes]) -> Iterator[None]:
+    """Kill and reap the probe's process group unless the probe ended by itself, whatever
+    ends the block: a timeout, an error while waiting, an interrupt. Until then the group is
+    also listed for :func:`_kill_running_groups`, in case opsctl exits meanwhile.
+    """
+    with _RUNNING_LOCK:
+        _RUNNING.add(process)
+    try:
+        yield
+    finally:
+        # Only while the leader is unreaped is its pid certainly still this group's id.
+        if process.returncode is None:
+            _kill_group(process)
+        with _RUNNING_LOCK:
+            _RUNNING.discard(process)
+
+
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    process.communicate()
+    try:
+        process.communicate()
+    except (OSError, ValueError):
+        process.wait()
+
+
+def _kill_running_groups() -> None:
+    """At exit, kill the groups of probes still running: the checks run in daemon threads,
+    which stop without unwinding when opsctl exits (an interrupt, a check given up on).
+    """
+    with _RUNNING_LOCK:
+        running = list(_RUNNING)
+    for process in running:
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+_RUNNING: set[subprocess.Popen[bytes]] = set()
+_RUNNING_LOCK = threading.Lock()
+atexit.register(_kill_running_groups)
