@@ -658,7 +658,8 @@ def gpu_check(
         typer.Option(
             "--timeout",
             min=0.1,
-            help="Seconds each framework probe may take before it counts as hung.",
+            max=3600.0,
+            help="Seconds each framework probe may take before it counts as hung (0.1 to 3600).",
         ),
     ] = 60.0,
     framework: Annotated[
