@@ -82,8 +82,8 @@ class _Extraction:
         self.syncer = Syncer()
 
     def member(self, archive: Archive, member: tarfile.TarInfo) -> None:
-        problem = _name_problem(member.name)
-        placed = self._place(member.name) if problem is None else None
+        problem = name_problem(member.name)
+        placed = place(self.targets, member.name) if problem is None else None
         if problem is None and placed is None:
             if member.name.startswith(self.skipped):
                 return  # a source this restore was not asked for
@@ -111,21 +111,13 @@ class _Extraction:
             return
         self._write(archive, member, destination)
 
-    def _place(self, name: str) -> tuple[Path, str] | None:
-        for target in self.targets:
-            if name.startswith(target.prefix):
-                return target.base, name[len(target.prefix) :]
-            if name == target.prefix.rstrip("/"):
-                return target.base, ""
-        return None
-
     def _kind_problem(self, member: tarfile.TarInfo, relative: str) -> str | None:
         if member.isreg() or member.isdir():
             return None
         if member.issym():
             if not relative:
                 return "a symlink cannot take the place of the folder restored into"
-            return _symlink_problem(relative, member.linkname)
+            return symlink_problem(relative, member.linkname)
         if member.islnk():
             if member.linkname not in self.restored_paths:
                 return f"hard link to '{member.linkname}', which this restore did not write"
@@ -154,10 +146,10 @@ class _Extraction:
             if member.isdir():
                 if destination.is_symlink():
                     destination.unlink()  # the backup holds a folder here, not a link
-                self._ready_folder(destination)
+                ready_folder(destination, self.folders_ready)
                 self.folders.append((destination, member))
             else:
-                self._ready_folder(destination.parent)
+                ready_folder(destination.parent, self.folders_ready)
                 if destination.is_dir() and not destination.is_symlink():
                     problem = "a folder is in the way of this file"
                     self.result.refused.append(Refusal(member.name, problem))
@@ -169,18 +161,6 @@ class _Extraction:
             return
         self.result.restored.append(member.name)
         self.restored_paths[member.name] = destination
-
-    def _ready_folder(self, folder: Path) -> None:
-        """Create ``folder`` (0700) once per restore; one that was there already is cleared
-        of the temporary files of restores that were killed.
-        """
-        if folder in self.folders_ready:
-            return
-        if folder.is_dir():
-            remove_dead_temporaries(folder)
-        else:
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.folders_ready.add(folder)
 
     def _write_leaf(self, archive: Archive, member: tarfile.TarInfo, destination: Path) -> None:
         temporary = temporary_path(destination)
@@ -281,7 +261,33 @@ def extract(
     return extraction.result
 
 
-def _name_problem(name: str) -> str | None:
+def place(targets: list[Target], name: str) -> tuple[Path, str] | None:
+    """The folder member ``name`` goes under and its path below it, from the first of
+    ``targets`` (longest prefix first) that holds it; ``None`` when none does.
+    """
+    for target in targets:
+        if name.startswith(target.prefix):
+            return target.base, name[len(target.prefix) :]
+        if name == target.prefix.rstrip("/"):
+            return target.base, ""
+    return None
+
+
+def ready_folder(folder: Path, ready: set[Path]) -> None:
+    """Create ``folder`` (0700) once per restore (``ready`` holds those done); one that was
+    there already is cleared of the temporary files of restores that were killed.
+    """
+    if folder in ready:
+        return
+    if folder.is_dir():
+        remove_dead_temporaries(folder)
+    else:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ready.add(folder)
+
+
+def name_problem(name: str) -> str | None:
+    """Why member ``name`` cannot be restored (absolute, ``..``, NUL); ``None`` if it can."""
     if "\0" in name:
         return "name contains a NUL character"
     parts = name.split("/")
@@ -292,7 +298,10 @@ def _name_problem(name: str) -> str | None:
     return None
 
 
-def _symlink_problem(relative: str, link: str) -> str | None:
+def symlink_problem(relative: str, link: str) -> str | None:
+    """Why a symlink at ``relative`` to ``link`` is refused (it leaves the target folder or
+    is absolute); ``None`` if it stays inside.
+    """
     if link.startswith("/"):
         return f"symlink to the absolute path '{link}' refused"
     resolved = posixpath.normpath(posixpath.join(posixpath.dirname(relative), link))

@@ -57,7 +57,7 @@ def prune_backups(project: Project, *, dry_run: bool) -> PruneResult:
         snapshots = [Snapshot(id=s.id, time=s.manifest.started_at) for s in backups.values()]
         decisions = plan(snapshots, policy)
         doomed = [d.snapshot.id for d in decisions if not d.keep]
-        _check_plan(backups, doomed)
+        check_plan(backups, doomed)
         if dry_run:
             return PruneResult(decisions, [], dry_run=True)
         for backup_id in doomed:
@@ -66,7 +66,7 @@ def prune_backups(project: Project, *, dry_run: bool) -> PruneResult:
     return PruneResult(decisions, doomed, dry_run=False)
 
 
-def _check_plan(backups: dict[str, Any], doomed: list[str]) -> None:
+def check_plan(backups: dict[str, Any], doomed: list[str]) -> None:
     """A second guard, independent of the planner: keep the newest complete backup."""
     complete = [backup_id for backup_id, stored in backups.items() if stored.problem is None]
     if backups and len(doomed) >= len(backups):

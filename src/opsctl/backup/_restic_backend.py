@@ -30,16 +30,16 @@ from opsctl._files import write_atomic
 from opsctl.backup import _paths
 from opsctl.backup import _redis as redis_source
 from opsctl.backup._manifest import FileEntry, Manifest, SourceEntry, new_backup_id
-from opsctl.backup._prune import PruneResult, _check_plan
+from opsctl.backup._prune import PruneResult, check_plan
 from opsctl.backup._report import RunOutcome, report
 from opsctl.backup._restic import DEFAULT_TAG, ResticRepository, ResticSnapshot
 from opsctl.backup._restic_place import place_files
 from opsctl.backup._restore import (
     RestoreResult,
     SourceRestore,
-    _redis_outcome,
-    _redis_staging,
-    _select,
+    redis_outcome,
+    redis_staging,
+    select_stored_sources,
 )
 from opsctl.backup._run import RunResult
 from opsctl.backup._sources import Progress, destination, select_sources
@@ -515,7 +515,7 @@ def restore_backup(
         if stored.problem is not None:
             message = f"Backup {stored.id} is damaged: {stored.problem}."
             raise OperationFailedError(message, hint="Restore an older backup.")
-        selected = _select(stored, sources)
+        selected = select_stored_sources(stored, sources)
         if progress is not None:
             total = sum(e.size_bytes for e in stored.manifest.files if e.source in selected)
             progress.begin("restore", total)
@@ -561,7 +561,7 @@ def _put_in_place(
             project, stored.manifest, scratch, to=to, dry_run=dry_run, also_listed=manifest_path
         )
         results.append(placed)
-    with _redis_staging(project, stored, selected, to=to, dry_run=dry_run) as staging:
+    with redis_staging(project, stored, selected, to=to, dry_run=dry_run) as staging:
         if staging is not None:
             entry = next(e for e in stored.manifest.files if e.name == redis_source.MEMBER)
             if not dry_run:
@@ -569,7 +569,7 @@ def _put_in_place(
                 restored = scratch / entry.path.lstrip("/")
                 shutil.copyfile(restored, staging.folder / "dump.rdb")
             extracted = ExtractResult(restored=[redis_source.MEMBER], size_bytes=entry.size_bytes)
-            results.append(_redis_outcome(project, stored, extracted, staging, dry_run=dry_run))
+            results.append(redis_outcome(project, stored, extracted, staging, dry_run=dry_run))
     return results
 
 
@@ -595,7 +595,7 @@ def prune_backups(project: Project, *, dry_run: bool) -> PruneResult:
         snapshots = [Snapshot(id=s.id, time=s.manifest.started_at) for s in listed]
         decisions = plan(snapshots, policy)
         doomed = [d.snapshot.id for d in decisions if not d.keep]
-        _check_plan(backups, doomed)
+        check_plan(backups, doomed)
         if dry_run:
             return PruneResult(decisions, [], dry_run=True)
         snapshot_ids = [backups[backup_id].manifest.archive_name for backup_id in doomed]

@@ -20,9 +20,16 @@ from typing import TYPE_CHECKING
 from opsctl.backup import _paths
 from opsctl.backup._checksum import new_hasher
 from opsctl.backup._durable import Syncer
-from opsctl.backup._extract import Refusal, Target, _name_problem, _symlink_problem
-from opsctl.backup._leftovers import remove_dead_temporaries, temporary_path
-from opsctl.backup._restore import SourceRestore, _file_targets
+from opsctl.backup._extract import (
+    Refusal,
+    Target,
+    name_problem,
+    place,
+    ready_folder,
+    symlink_problem,
+)
+from opsctl.backup._leftovers import temporary_path
+from opsctl.backup._restore import SourceRestore, file_targets
 
 if TYPE_CHECKING:
     from opsctl.backup._manifest import FileEntry, Manifest
@@ -51,8 +58,8 @@ class _Placement:
     syncer: Syncer = field(default_factory=Syncer)
 
     def entry(self, entry: FileEntry) -> None:
-        problem = _name_problem(entry.name)
-        placed = self._place(entry.name) if problem is None else None
+        problem = name_problem(entry.name)
+        placed = place(self.targets, entry.name) if problem is None else None
         if problem is None and placed is None:
             problem = "outside every folder this restore writes to"
         if problem is not None or placed is None:
@@ -76,17 +83,9 @@ class _Placement:
             return
         self.restored.append(entry.name)
 
-    def _place(self, name: str) -> tuple[Path, str] | None:
-        for target in self.targets:
-            if name.startswith(target.prefix):
-                return target.base, name[len(target.prefix) :]
-            if name == target.prefix.rstrip("/"):
-                return target.base, ""
-        return None
-
     def _kind_problem(self, entry: FileEntry, relative: str) -> str | None:
         if entry.type == "symlink":
-            return _symlink_problem(relative, entry.link or "")
+            return symlink_problem(relative, entry.link or "")
         if entry.type in _KINDS:
             return None
         return f"{entry.type} refused"
@@ -108,10 +107,10 @@ class _Placement:
             message = f"the snapshot holds no {entry.type} here (damaged or altered snapshot)"
             raise _DamagedError(message)
         if entry.type == "dir":
-            self._ready_folder(destination)
+            ready_folder(destination, self.folders_ready)
             self.folders.append((destination, entry))
             return
-        self._ready_folder(destination.parent)
+        ready_folder(destination.parent, self.folders_ready)
         if destination.is_dir() and not destination.is_symlink():
             message = "a folder is in the way of this file"
             raise _DamagedError(message)
@@ -159,15 +158,6 @@ class _Placement:
             raise _DamagedError(message)
         self.size_bytes += size
 
-    def _ready_folder(self, folder: Path) -> None:
-        if folder in self.folders_ready:
-            return
-        if folder.is_dir():
-            remove_dead_temporaries(folder)
-        else:
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.folders_ready.add(folder)
-
     def finish(self) -> None:
         """Give folders their modes and times last: writing into them changed both."""
         for folder, entry in reversed(self.folders):
@@ -190,7 +180,7 @@ def place_files(
     dry run, check the manifest's entries and write nothing. Paths of the snapshot that are
     neither in the manifest nor in ``also_listed`` (the manifest itself) are refused.
     """
-    targets = sorted(_file_targets(project, to), key=lambda t: len(t.prefix), reverse=True)
+    targets = sorted(file_targets(project, to), key=lambda t: len(t.prefix), reverse=True)
     placement = _Placement(targets, scratch, manifest.checksum_algorithm, dry_run)
     entries = [entry for entry in manifest.files if entry.source == _paths.SOURCE]
     for entry in entries:

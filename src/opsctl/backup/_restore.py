@@ -101,14 +101,17 @@ def restore_backup(
         if stored.problem is not None:
             message = f"Backup {stored.id} is damaged: {stored.problem}."
             raise OperationFailedError(message, hint="Restore an older backup.")
-        selected = _select(stored, sources)
+        selected = select_stored_sources(stored, sources)
         if progress is not None:
             total = sum(e.size_bytes for e in stored.manifest.files if e.source in selected)
             progress.begin("restore", total)
         return _restore(project, stored, selected, to=to, dry_run=dry_run, progress=progress)
 
 
-def _select(stored: StoredBackup, wanted: Sequence[str]) -> list[str]:
+def select_stored_sources(stored: StoredBackup, wanted: Sequence[str]) -> list[str]:
+    """The sources of ``stored`` to restore: those in ``wanted`` (all when empty), in the
+    backup's order. Raises :class:`UsageError` for a source the backup does not hold.
+    """
     present = [source.name for source in stored.manifest.sources]
     for name in wanted:
         if name not in present:
@@ -128,18 +131,18 @@ def _restore(
     dry_run: bool,
     progress: Progress | None,
 ) -> RestoreResult:
-    targets = _file_targets(project, to) if _paths.SOURCE in selected else []
+    targets = file_targets(project, to) if _paths.SOURCE in selected else []
     skipped = tuple(f"{s.name}/" for s in stored.manifest.sources if s.name not in selected)
     advance = progress.advance if progress is not None else None
     results: list[SourceRestore] = []
-    with _redis_staging(project, stored, selected, to=to, dry_run=dry_run) as staging:
+    with redis_staging(project, stored, selected, to=to, dry_run=dry_run) as staging:
         if staging is not None:
             targets.append(Target(f"{redis_source.SOURCE}/", staging.folder))
         extracted = _extract(stored, targets, skipped=skipped, dry_run=dry_run, progress=advance)
         if _paths.SOURCE in selected:
             results.append(_files_outcome(extracted, project, to))
         if staging is not None:
-            results.append(_redis_outcome(project, stored, extracted, staging, dry_run=dry_run))
+            results.append(redis_outcome(project, stored, extracted, staging, dry_run=dry_run))
     # Members that belong to no source at all are reported with the first source.
     sources_prefixes = (f"{_paths.SOURCE}/", f"{redis_source.SOURCE}/")
     stray = [r for r in extracted.refused if not r.name.startswith(sources_prefixes)]
@@ -182,7 +185,7 @@ def _extract(
         raise OperationFailedError(message, hint="See: opsctl backup verify") from None
 
 
-def _file_targets(project: Project, to: Path | None) -> list[Target]:
+def file_targets(project: Project, to: Path | None) -> list[Target]:
     """Under ``--to`` everything goes below that folder. In place, only below the folders
     ``backup.paths`` names now: an archive cannot write anywhere else on the host.
     """
@@ -229,9 +232,13 @@ class _Staging:
 
 
 @contextlib.contextmanager
-def _redis_staging(
+def redis_staging(
     project: Project, stored: StoredBackup, selected: list[str], *, to: Path | None, dry_run: bool
 ) -> Iterator[_Staging | None]:
+    """Where the Redis snapshot is put before it goes live (``None`` when Redis is not
+    selected): under ``--to``, or a private folder removed afterwards. Raises
+    :class:`UsageError` when no Redis is configured to restore into.
+    """
     if redis_source.SOURCE not in selected:
         yield None
         return
@@ -282,7 +289,7 @@ def _live_rdb(source: redis_source.RedisSource) -> Path:
     return Path(location[0]) / location[1]
 
 
-def _redis_outcome(
+def redis_outcome(
     project: Project,
     stored: StoredBackup,
     extracted: ExtractResult,
@@ -290,6 +297,9 @@ def _redis_outcome(
     *,
     dry_run: bool,
 ) -> SourceRestore:
+    """The Redis source's outcome: in place, the staged snapshot swapped in (described only,
+    in a dry run) and the key count compared with the manifest's.
+    """
     refused = [r for r in extracted.refused if r.name == redis_source.MEMBER]
     metadata = next(s.metadata for s in stored.manifest.sources if s.name == redis_source.SOURCE)
     if staging.live is None or refused:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from opsctl._files import write_atomic
+from opsctl.backup._durable import sync_folder
 from opsctl.backup._leftovers import remove_dead_temporaries
 from opsctl.backup._manifest import ID_PATTERN, Manifest
 from opsctl.errors import BusyError, OperationFailedError, UsageError
@@ -219,7 +220,7 @@ class Store:
     def delete(self, stored: StoredBackup) -> None:
         """Remove a backup: the manifest first, so that it stops existing before its data."""
         self.manifest_path(stored.id).unlink(missing_ok=True)
-        _fsync_folder(self.folder)
+        sync_folder(self.folder)
         stored.archive.unlink(missing_ok=True)
 
     def clean_leftovers(self) -> builtins.list[str]:
@@ -296,11 +297,3 @@ def _read_regular_file(path: Path) -> str:
         except (OSError, UnicodeDecodeError) as error:
             message = f"cannot be read: {error}"
             raise ValueError(message) from None
-
-
-def _fsync_folder(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
