@@ -37,7 +37,7 @@ def write_atomic(path: Path, data: str | bytes, *, mode: int = 0o600) -> bool:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
-    _fsync_folder(path.parent)
+    fsync_folder(path.parent)
     return True
 
 
@@ -59,8 +59,9 @@ def _regular_target(path: Path) -> Path:
     return target
 
 
-def _fsync_folder(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
+def fsync_folder(folder: Path) -> None:
+    """Flush ``folder``'s entries to disk, so that a rename or unlink in it survives a crash."""
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(descriptor)
     finally:

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
 
+from opsctl._files import fsync_folder
+
 _SYNC_FILE_RANGE_WRITE = 2
 _QUEUED_FILES = 64
 
@@ -67,7 +69,7 @@ class Syncer:
         if self._error is not None:
             raise self._error
         for folder in folders:
-            sync_folder(folder)
+            fsync_folder(folder)
 
     def close(self) -> None:
         """Stop after the files already submitted (they are still fsynced and closed)."""
@@ -85,12 +87,3 @@ class Syncer:
             finally:
                 with contextlib.suppress(OSError):
                     os.close(descriptor)
-
-
-def sync_folder(folder: Path) -> None:
-    """Fsync ``folder``: renames in it are on disk once this returns."""
-    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

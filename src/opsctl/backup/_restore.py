@@ -21,9 +21,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from opsctl._files import fsync_folder
 from opsctl.backup import _paths
 from opsctl.backup import _redis as redis_source
-from opsctl.backup._durable import sync_folder
 from opsctl.backup._extract import ExtractResult, Refusal, Target, extract
 from opsctl.backup._reader import DecompressError
 from opsctl.backup._sources import Progress, destination
@@ -349,7 +349,7 @@ def _swap(project: Project, backup_id: str, staging: _Staging) -> int:
             runtime.copy_in(staged, str(staging.live))
         else:
             os.replace(staged, staging.live)
-            sync_folder(staging.live.parent)  # the swap itself, before Redis reads it
+            fsync_folder(staging.live.parent)  # the swap itself, before Redis reads it
         logger.info("Starting %s with the restored snapshot", staging.service)
         supervisor.start(staging.service)
     except (OSError, xmlrpc.client.Error) as error:

@@ -19,8 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
-from opsctl._files import write_atomic
-from opsctl.backup._durable import sync_folder
+from opsctl._files import fsync_folder, write_atomic
 from opsctl.backup._leftovers import remove_dead_temporaries
 from opsctl.backup._manifest import ID_PATTERN, Manifest
 from opsctl.errors import BusyError, OperationFailedError, UsageError
@@ -220,7 +219,7 @@ class Store:
     def delete(self, stored: StoredBackup) -> None:
         """Remove a backup: the manifest first, so that it stops existing before its data."""
         self.manifest_path(stored.id).unlink(missing_ok=True)
-        sync_folder(self.folder)
+        fsync_folder(self.folder)
         stored.archive.unlink(missing_ok=True)
 
     def clean_leftovers(self) -> builtins.list[str]:

@@ -51,13 +51,13 @@ def health(
     3 when only warnings, 1 when anything failed. With --history, runs nothing: shows the
     alert and check transitions `opsctl monitor` recorded and each check's uptime (exit 0).
     """
-    from opsctl.checks.health import run_health
-
     if history:
         from opsctl.commands.monitor import show_history
 
         show_history(load_project(ctx, lenient=True), since=since, json=json, ctx=ctx)
         raise typer.Exit(0)
+    from opsctl.checks.health import run_health
+
     runtime = load_runtime(ctx, lenient=True)
     report = run_health(runtime.project, runtime, services=services or [])
     if json:

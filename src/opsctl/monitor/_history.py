@@ -14,6 +14,7 @@ from opsctl.monitor._silences import (
     LONGEST_TARGET_CHARACTERS,
     Silence,
     describe,
+    iso_utc,
     parse_duration,
     shorten,
 )
@@ -41,7 +42,7 @@ class History:
     def to_dict(self) -> dict[str, Any]:
         """The JSON document ``opsctl health --history --json`` prints."""
         return {
-            "since": _iso(self.since),
+            "since": iso_utc(self.since),
             "recorded": self.recorded,
             "uptime": [
                 {
@@ -190,7 +191,7 @@ def known_targets(project: Project) -> set[str]:
 def transition_dict(t: Transition) -> dict[str, Any]:
     """A transition as JSON, its time in UTC ISO 8601."""
     data = asdict(t)
-    data["at"] = _iso(datetime.fromtimestamp(t.at, UTC))
+    data["at"] = iso_utc(datetime.fromtimestamp(t.at, UTC))
     return data
 
 
@@ -201,8 +202,8 @@ def alert_dict(state: AlertState) -> dict[str, Any]:
         "alert": state.key,
         "state": state.display_state,
         "severity": state.severity if state.state == "firing" else None,
-        "since": _iso(datetime.fromtimestamp(state.since, UTC)) if state.since else None,
-        "last_observed_at": _iso(datetime.fromtimestamp(state.last_observed_at, UTC))
+        "since": iso_utc(datetime.fromtimestamp(state.since, UTC)) if state.since else None,
+        "last_observed_at": iso_utc(datetime.fromtimestamp(state.last_observed_at, UTC))
         if state.last_observed_at
         else None,
         "announced": state.announced,
@@ -212,7 +213,3 @@ def alert_dict(state: AlertState) -> dict[str, Any]:
         "threshold": last.threshold if last else None,
         "detail": last.detail if last else None,
     }
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

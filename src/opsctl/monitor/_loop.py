@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +41,7 @@ from opsctl.monitor._workers import Dispatcher, Guarded
 if TYPE_CHECKING:
     from opsctl.config import Project
     from opsctl.gpu._model import GpuSnapshot
-    from opsctl.notify import Notifier
+    from opsctl.notify import Notification, Notifier
     from opsctl.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -385,23 +385,13 @@ class Monitor:
         self.store.close()
 
 
-def _notification(notice: Notice, now: float) -> Any:
+def _notification(notice: Notice, now: float) -> Notification:
+    """``notice`` as the notifier's message, stamped with the cycle's time."""
     from datetime import UTC, datetime
 
     from opsctl.notify import Notification
 
-    return Notification(
-        key=notice.key,
-        event=notice.event,
-        severity=notice.severity,
-        title=notice.title,
-        service=notice.service,
-        value=notice.value,
-        threshold=notice.threshold,
-        hint=notice.hint,
-        detail=notice.detail,
-        at=datetime.fromtimestamp(now, UTC),
-    )
+    return Notification(**asdict(notice), at=datetime.fromtimestamp(now, UTC))
 
 
 @contextlib.contextmanager

@@ -103,8 +103,8 @@ class Silence:
             "id": self.id,
             "target": self.target,
             "reason": self.reason,
-            "created_at": _iso(self.created_at),
-            "expires_at": _iso(self.expires_at),
+            "created_at": iso_utc(self.created_at),
+            "expires_at": iso_utc(self.expires_at),
             "created_by": self.created_by,
             "active": self.active(moment),
             "remaining_seconds": max(0, round((self.expires_at - moment).total_seconds())),
@@ -116,5 +116,6 @@ def is_silenced(silences: list[Silence], key: str, service: str | None, now: dat
     return any(s.active(now) and s.matches(key, service) for s in silences)
 
 
-def _iso(moment: datetime) -> str:
+def iso_utc(moment: datetime) -> str:
+    """``moment`` in UTC as ISO 8601 to the second, with ``Z`` (``2024-05-01T12:00:00Z``)."""
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -55,6 +55,10 @@ CREATE TABLE IF NOT EXISTS check_latest (
     name TEXT PRIMARY KEY, status TEXT NOT NULL, at REAL NOT NULL, detail TEXT);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+_INSERT_TRANSITION = (
+    "INSERT INTO transitions (at, key, event, from_state, to_state, severity, service, value,"
+    " detail, notified, silenced, queued) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 @dataclass(frozen=True)
@@ -165,9 +169,7 @@ class MonitorStore:
                 [(s.key, json.dumps(s.to_dict()), now) for s in states],
             )
             db.executemany(
-                "INSERT INTO transitions (at, key, event, from_state, to_state, severity,"
-                " service, value, detail, notified, silenced, queued)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _INSERT_TRANSITION,
                 [_transition_row(t) for t in transitions],
             )
 
@@ -276,9 +278,7 @@ class MonitorStore:
                 [(s.name, s.status, at, s.detail) for s in samples],
             )
             db.executemany(
-                "INSERT INTO transitions (at, key, event, from_state, to_state, severity,"
-                " service, value, detail, notified, silenced, queued)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _INSERT_TRANSITION,
                 [_transition_row(t) for t in changes],
             )
         return changes

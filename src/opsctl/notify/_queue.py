@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from opsctl import secrets
-from opsctl._files import write_atomic
+from opsctl._files import fsync_folder, write_atomic
 from opsctl.errors import OperationFailedError, OpsctlError
 from opsctl.notify._message import Notification
 from opsctl.notify._statefiles import LONGEST_HOLD_SECONDS, recorded_sequence, seconds_held
@@ -149,7 +149,7 @@ class MessageQueue:
         """Delete a delivered message's file (already gone is fine)."""
         with self._files_locked():
             (self._queue / _name(message.sequence)).unlink(missing_ok=True)
-            _fsync_folder(self._queue)
+            fsync_folder(self._queue)
 
     def record_failure(self, message: QueuedMessage, reason: str, *, requests: int) -> None:
         """Add ``requests`` failed requests and the last reason to the message's file,
@@ -336,11 +336,3 @@ def _not_a_folder(path: Path) -> OperationFailedError:
     )
     hint = f"Move {path} out of the way (opsctl does not write a file there), then run it again."
     return OperationFailedError(message, hint=hint)
-
-
-def _fsync_folder(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
