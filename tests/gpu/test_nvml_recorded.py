@@ -386,7 +386,8 @@ def test_largest_pid_and_devices_without_uuid_are_accepted(tmp_path: Path) -> No
 
 def test_status_json_has_no_non_finite_numbers(capsys: pytest.CaptureFixture[str]) -> None:
     """A figure that is not finite (a live reading gone wrong) is printed as null."""
-    from opsctl.commands._gpu_observe import print_document, status_document
+    from opsctl.commands._common import print_json
+    from opsctl.commands._gpu_observe import status_document
     from opsctl.gpu._status import StackPids
 
     device = GpuDevice(
@@ -411,7 +412,7 @@ def test_status_json_has_no_non_finite_numbers(capsys: pytest.CaptureFixture[str
     )
     snapshot = GpuSnapshot(None, None, None, (device,), "h", datetime(2026, 1, 1, tzinfo=UTC))
 
-    print_document(status_document(snapshot, [], StackPids()))
+    print_json(status_document(snapshot, [], StackPids()))
 
     def refuse(token: str) -> None:
         raise AssertionError(f"non-finite token {token} in the JSON output")

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from opsctl.commands._common import JSON_HELP, console, error_console, quiet
-from opsctl.commands._gpu_observe import print_document, text_cell
+from opsctl.commands._common import JSON_HELP, console, error_console, print_json, quiet
+from opsctl.commands._gpu_observe import text_cell
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -81,7 +81,7 @@ def check(
     chosen = tuple(item.value for item in framework) if framework else CHECK_ORDER
     result = run_gpu_check(_project_if_any(ctx), timeout_seconds=timeout, frameworks=chosen)
     if json:
-        print_document(result.to_dict())
+        print_json(result.to_dict())
     else:
         _render_check(result, problems_only=quiet(ctx))
     if result.exit_code == 4:  # noqa: PLR2004
@@ -152,7 +152,7 @@ def cleanup(
         plan, project, policy=policy, reread=read_snapshot, service_of_pid=service_of_pid
     )
     if json:
-        print_document({"dry_run": False, **outcome.to_dict()})
+        print_json({"dry_run": False, **outcome.to_dict()})
     else:
         _render_outcome(outcome)
     raise typer.Exit(0 if outcome.ok else 1)
@@ -192,7 +192,7 @@ def optimize(
     writes = write_env_file(target, report.variables) if target and not dry_run else []
 
     if json:
-        print_document(
+        print_json(
             {**report.to_dict(), "env_file": str(target) if target else None, "dry_run": dry_run}
         )
     else:
@@ -214,7 +214,7 @@ def _read_or_report(read: Callable[[], GpuSnapshot], *, json: bool) -> GpuSnapsh
         return read()
     except NoGpuError as error:
         if json:
-            print_document({"error": error.message, "hint": error.hint})
+            print_json({"error": error.message, "hint": error.hint})
         raise
 
 
@@ -262,7 +262,7 @@ def _confirm(plan: CleanupPlan, *, yes: bool) -> None:
 
 def _show_plan(plan: CleanupPlan, *, dry_run: bool, json: bool) -> None:
     if json:
-        print_document(
+        print_json(
             {"dry_run": dry_run, "ok": True, "freed_bytes": 0, "plan": plan.to_dict(), "steps": []}
         )
         return

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json as json_module
 import math
 import os
-import sys
 import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from opsctl.commands._common import JSON_HELP, console, error_console, quiet
+from opsctl.commands._common import JSON_HELP, console, error_console, print_json, quiet
 
 if TYPE_CHECKING:
     from opsctl.config import Project
@@ -63,9 +61,7 @@ def status(
         snapshot = read_snapshot()
     except NoGpuError as error:
         if json:
-            print_document(
-                {"gpus": [], "processes": [], "error": error.message, "hint": error.hint}
-            )
+            print_json({"gpus": [], "processes": [], "error": error.message, "hint": error.hint})
         raise
     if record is not None:
         from opsctl.gpu._recorded import save_snapshot
@@ -75,7 +71,7 @@ def status(
 
     owners, stack = process_owners(snapshot, _project_if_any(ctx))
     if json:
-        print_document(status_document(snapshot, owners, stack))
+        print_json(status_document(snapshot, owners, stack))
         return
     _render(snapshot, owners, stack, problems_only=quiet(ctx))
 
@@ -117,14 +113,6 @@ def status_document(
     }
 
 
-def print_document(data: Any) -> None:
-    """Write ``data`` as one strict JSON document on stdout: a figure that is not finite
-    (NaN, an infinity) is written as null, never as a token JSON does not have.
-    """
-    text = json_module.dumps(_finite(data), indent=2, default=str, allow_nan=False)
-    sys.stdout.write(text + "\n")
-
-
 def text_cell(text: str) -> str:
     """``text`` safe for one table cell or line: rich markup escaped, and every control
     character (newline and tab included), formatting character and line separator shown
@@ -144,16 +132,6 @@ def _shown(character: str) -> str:
     return f"\\x{code:02x}" if code < _BYTE_LIMIT else f"\\u{code:04x}"
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value
-
-
 def _project_if_any(ctx: typer.Context) -> Project | None:
     """The project, or None when no config is named and none is found above the working
     folder: ``gpu status`` is useful on any GPU host. A config that exists but is broken
@@ -161,12 +139,14 @@ def _project_if_any(ctx: typer.Context) -> Project | None:
     """
     from opsctl import envvars
     from opsctl.commands._common import load_project
-    from opsctl.config import CONFIG_FILE_NAME
+    from opsctl.config import find_config
+    from opsctl.errors import ConfigError
 
     named = getattr(ctx.find_root().obj, "config_path", None) or os.environ.get(envvars.CONFIG)
     if not named:
-        here = Path.cwd()
-        if not any((folder / CONFIG_FILE_NAME).is_file() for folder in (here, *here.parents)):
+        try:
+            find_config(environ={}, cwd=Path.cwd())
+        except ConfigError:
             return None
     return load_project(ctx, lenient=True)
 

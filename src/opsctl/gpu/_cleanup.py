@@ -386,12 +386,14 @@ def _restart_step(
     reread: Callable[[], GpuSnapshot] | None,
     service_of_pid: Callable[[int], str | None] | None,
 ) -> StepOutcome:
+    from opsctl.config._model import GpuPolicySection
     from opsctl.errors import OpsctlError
     from opsctl.runtime import Stack, get_runtime
 
     name = plan.restart or ""
     if not plan.forced and reread is not None and service_of_pid is not None:
-        again = plan_cleanup(reread(), policy or _policy_of(plan), service_of_pid)
+        thresholds = policy or GpuPolicySection.model_validate(plan.policy)
+        again = plan_cleanup(reread(), thresholds, service_of_pid)
         if again.level != "hard":
             detail = "GPU memory fell below the hard threshold after the caches were freed"
             return StepOutcome("restart", name, "skipped", detail)
@@ -420,16 +422,6 @@ def _current_orphans(
         return set()
     orphans, _ = _orphans(_holders(snapshot, service_of_pid))
     return {orphan.pid for orphan in orphans}
-
-
-def _policy_of(plan: CleanupPlan) -> Policy:
-    @dataclass(frozen=True)
-    class _Thresholds:
-        warn_percent: float
-        soft_percent: float
-        hard_percent: float
-
-    return _Thresholds(**plan.policy)
 
 
 def _load(device: Any, policy: Policy) -> DeviceLoad:
@@ -508,28 +500,14 @@ def _reply_dict(reply: Any) -> dict[str, Any]:
 
 
 def _wait_gone(pid: int, seconds: float) -> bool:
+    from opsctl.runtime.local import host_pid_alive
+
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not host_pid_alive(pid):
             return True
         time.sleep(_POLL_SECONDS)
-    return not _alive(pid)
-
-
-def _alive(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie (a zombie holds no memory)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
-            state = handle.read().rpartition(")")[2].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
+    return not host_pid_alive(pid)
 
 
 def _size(value: int | None) -> str:

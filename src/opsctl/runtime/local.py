@@ -128,13 +128,7 @@ class LocalRuntime(Runtime):
 
     def pid_alive(self, pid: int) -> bool:
         """Tell whether ``pid`` exists and is not a zombie."""
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return not _is_zombie(pid)
+        return host_pid_alive(pid)
 
     def exec(self, service: str, argv: list[str]) -> int:
         """Run ``argv`` on this host in the service's directory, with its environment."""
@@ -192,6 +186,19 @@ def _copy(source: Path, destination: Path) -> None:
     else:
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, destination)
+
+
+def host_pid_alive(pid: int) -> bool:
+    """Tell whether process ``pid`` of this host exists and is not a zombie (a zombie holds
+    no memory and no files, and only waits for its parent to reap it).
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not _is_zombie(pid)
 
 
 def _is_zombie(pid: int) -> bool:
