@@ -20,16 +20,15 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
     # Debian starts its own redis-server on 6379; opsctl runs its own on the configured port.
-    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet redis-server 2>/dev/null; then
-        $sudo systemctl disable --now redis-server >/dev/null 2>&1 || true
-    fi
     # Only promtool is wanted from Debian's prometheus: its daemons would listen on every
     # address (9090, 9091; tests start their own Pushgateway on loopback).
-    for unit in prometheus prometheus-node-exporter prometheus-pushgateway; do
-        if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$unit" 2>/dev/null; then
-            $sudo systemctl disable --now "$unit" >/dev/null 2>&1 || true
-        fi
-    done
+    if command -v systemctl >/dev/null 2>&1; then
+        for unit in redis-server prometheus prometheus-node-exporter prometheus-pushgateway; do
+            if systemctl is-active --quiet "$unit" 2>/dev/null; then
+                $sudo systemctl disable --now "$unit" >/dev/null 2>&1 || true
+            fi
+        done
+    fi
 fi
 
 python=${PYTHON:-python3}

@@ -7,7 +7,6 @@ flat maps, one entry per command and per parameter, so a failure names what diff
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import sys
 from enum import Enum
@@ -41,16 +40,7 @@ def load_bare_app() -> ModuleType:
 
 def real_command(name: str) -> Any:
     """Build one top-level command as ``cli.LazyGroup.get_command`` does when it runs."""
-    module_name, attribute, _, panel = cli.COMMANDS[name]
-    target = getattr(importlib.import_module(module_name), attribute)
-    if isinstance(target, typer.Typer):
-        command = typer.main.get_command(target)
-    else:
-        single = typer.Typer(add_completion=False)
-        single.command(name=name, rich_help_panel=panel)(target)
-        command = typer.main.get_command(single)
-    command.name = name
-    return command
+    return cli.build_command(name)
 
 
 @pytest.fixture(scope="module")

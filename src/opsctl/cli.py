@@ -141,6 +141,22 @@ class AppState:
 _state = AppState()
 
 
+def build_command(name: str) -> Any:
+    """Import the module of the top-level command ``name`` (a key of :data:`COMMANDS`) and
+    return its click command, named ``name``.
+    """
+    module_name, attribute, _, panel = COMMANDS[name]
+    target = getattr(importlib.import_module(module_name), attribute)
+    if isinstance(target, typer.Typer):
+        command = typer.main.get_command(target)
+    else:
+        single = typer.Typer(add_completion=False)
+        single.command(name=name, rich_help_panel=panel)(target)
+        command = typer.main.get_command(single)
+    command.name = name
+    return command
+
+
 class LazyGroup(TyperGroup):
     """A command group that imports a command's module only when that command runs."""
 
@@ -151,20 +167,12 @@ class LazyGroup(TyperGroup):
         entry = COMMANDS.get(cmd_name)
         if entry is None:
             return None
-        module_name, attribute, short_help, panel = entry
+        _, _, short_help, panel = entry
         if ctx.meta.get("opsctl.listing"):
             placeholder = TyperCommand(name=cmd_name, short_help=short_help, help=short_help)
             placeholder.rich_help_panel = panel
             return placeholder
-        target = getattr(importlib.import_module(module_name), attribute)
-        if isinstance(target, typer.Typer):
-            command = typer.main.get_command(target)
-        else:
-            single = typer.Typer(add_completion=False)
-            single.command(name=cmd_name, rich_help_panel=panel)(target)
-            command = typer.main.get_command(single)
-        command.name = cmd_name
-        return command
+        return build_command(cmd_name)
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         ctx.meta["opsctl.listing"] = True
@@ -267,6 +275,7 @@ def main(argv: list[str] | None = None) -> None:
 
 _GLOBAL_FLAGS = re.compile(r"^(-q+|-v+|--quiet|--verbose|--debug)$")
 _GLOBAL_OPTIONS = ("-c", "--config", "--env-file")
+_GLOBAL_OPTION_PREFIXES = tuple(f"{option}=" for option in _GLOBAL_OPTIONS)
 
 
 def hoist_global_flags(args: list[str]) -> list[str]:
@@ -279,7 +288,7 @@ def hoist_global_flags(args: list[str]) -> list[str]:
     index = 0
     while index < end:
         arg = args[index]
-        if _GLOBAL_FLAGS.match(arg) or arg.startswith(tuple(f"{o}=" for o in _GLOBAL_OPTIONS)):
+        if _GLOBAL_FLAGS.match(arg) or arg.startswith(_GLOBAL_OPTION_PREFIXES):
             front.append(arg)
         elif arg in _GLOBAL_OPTIONS and index + 1 < end:
             front += [arg, args[index + 1]]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from opsctl import secrets
 from opsctl.checks._registry import BuildContext, build_check
-from opsctl.checks._result import Check, Outcome
+from opsctl.checks._result import Check, Outcome, Status
 from opsctl.config import DiskCheck, Project, command_argv
 
 if TYPE_CHECKING:
@@ -146,11 +146,12 @@ def _key_checks(project: Project) -> list[Check]:
                 else Outcome("skip", f"{missing} is not set (optional)")
             )
         else:
-            shown = f"{state.variable} ({secrets.mask(state.value or '')}, from {state.source})"
+            origin = f"({secrets.mask(state.value or '')}, from {state.source})"
             if state.format_ok is False:
-                outcome = Outcome("fail", f"{shown} is not shaped like a key of {state.provider}")
+                detail = f"{state.variable} {origin} is not shaped like a key of {state.provider}"
+                outcome = Outcome("fail", detail)
             else:
-                outcome = Outcome("pass", f"{shown.replace(' (', ' set (', 1)}")
+                outcome = Outcome("pass", f"{state.variable} set {origin}")
         checks.append(_check("keys", f"key {state.name}", state.provider, _fixed(outcome)))
     return checks
 
@@ -343,13 +344,18 @@ def _environment_checks(project: Project) -> list[Check]:
     """
     from opsctl.venvs import environment_states
 
-    outcomes = {"in sync": "pass", "in image": "pass", "missing": "warn", "stale": "warn"}
+    statuses: dict[str, Status] = {
+        "in sync": "pass",
+        "in image": "pass",
+        "missing": "warn",
+        "stale": "warn",
+    }
     return [
         _check(
             "environments",
             f"{state.service} environment",
             str(state.path),
-            _fixed(Outcome(outcomes.get(state.state, "fail"), f"{state.state}: {state.detail}")),  # type: ignore[arg-type]
+            _fixed(Outcome(statuses.get(state.state, "fail"), f"{state.state}: {state.detail}")),
         )
         for state in environment_states(project)
     ]

@@ -19,6 +19,8 @@ from pydantic import (
     model_validator,
 )
 
+from opsctl.config._durations import parse_duration
+
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,62}$"
 Port = Annotated[StrictInt, Field(ge=1, le=65535)]
 EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
@@ -320,8 +322,6 @@ class RetentionSection(Section):
     @classmethod
     def _within_is_a_duration(cls, value: str | None) -> str | None:
         if value is not None:
-            from opsctl.config._durations import parse_duration
-
             parse_duration(value)
         return value
 

@@ -63,19 +63,16 @@ class Project:
         password = section.password.get_secret_value() if section.password else None
         if section.url:
             return RedisTarget(section.url, password)
-        name = section.service
-        if name is None:
-            candidates = [
-                service_name
-                for service_name, service in self.services.items()
-                if any(check.kind == "redis" for check in service.health)
-            ]
-            if "redis" in self.services:
-                name = "redis"
-            elif len(candidates) == 1:
-                name = candidates[0]
+        name = section.service or self._redis_service_name()
         if name is None or name not in self.services:
             return None
+        return self.service_redis(name, password=password)
+
+    def service_redis(self, name: str, *, password: str | None = None) -> RedisTarget | None:
+        """Where the Redis run as service ``name`` answers: its redis health check's URL,
+        else its port on 127.0.0.1. ``password`` wins over the health check's. ``None`` when
+        the service has neither a URL nor a port.
+        """
         service = self.services[name]
         for check in service.health:
             if check.kind == "redis" and (check.url or check.password):
@@ -86,3 +83,14 @@ class Project:
         if service.port is None:
             return None
         return RedisTarget(f"redis://127.0.0.1:{service.port}/0", password)
+
+    def _redis_service_name(self) -> str | None:
+        """The service called ``redis``, else the only one with a redis health check."""
+        if "redis" in self.services:
+            return "redis"
+        candidates = [
+            name
+            for name, service in self.services.items()
+            if any(check.kind == "redis" for check in service.health)
+        ]
+        return candidates[0] if len(candidates) == 1 else None

@@ -21,7 +21,8 @@ def check_consistency(
     (``lenient``: executables that are missing now are not a problem).
     """
     problems: list[Problem] = []
-    problems += _check_dependencies(config)
+    dependency_problems = _check_dependencies(config)
+    problems += dependency_problems
     problems += _check_ports(config)
     problems += _check_paths(config, root=root)
     for name, service in config.services.items():
@@ -29,7 +30,8 @@ def check_consistency(
             problems += _check_executable(name, service, root=root, environ=environ)
         problems += _check_health_ports(name, service)
     problems += _check_keys(config)
-    problems += _check_stop_timeout(config)
+    if not dependency_problems:  # the stop order needs a valid dependency graph
+        problems += _check_stop_timeout(config)
     if config.redis.service is not None and config.redis.service not in config.services:
         problems.append((("redis", "service"), f"names no service: '{config.redis.service}'"))
     return problems
@@ -66,14 +68,11 @@ def _check_stop_timeout(config: Config) -> list[Problem]:
     killed mid-stop (Redis then writes no final snapshot).
     """
     configured = config.container.stop_timeout_seconds
-    if configured is None or not config.services or _dependency_problems(config):
+    if configured is None or not config.services:
         return []
-    from opsctl.runtime._render import priorities
+    from opsctl.runtime._render import required_stop_seconds
 
-    groups: dict[int, int] = {}
-    for name, priority in priorities(config.services).items():
-        groups[priority] = max(groups.get(priority, 0), config.services[name].stop_timeout_seconds)
-    needed = sum(groups.values())
+    needed = required_stop_seconds(config.services)
     if configured >= needed:
         return []
     return [
@@ -83,10 +82,6 @@ def _check_stop_timeout(config: Config) -> list[Problem]:
             "services, priority group by group",
         )
     ]
-
-
-def _dependency_problems(config: Config) -> bool:
-    return bool(_check_dependencies(config))
 
 
 def _check_keys(config: Config) -> list[Problem]:

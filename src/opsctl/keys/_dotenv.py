@@ -82,10 +82,7 @@ def set_key(path: Path, name: str, value: str) -> EnvWrite:
             original = entries[key_index][1]
             prefix = "export " if _EXPORT.match(original.lstrip()) else ""
             leading = _leading_blank_lines(original)
-            entries[key_index] = (
-                name,
-                f"{leading}{prefix}{name}={quoted}{_line_end(original, text)}",
-            )
+            entries[key_index] = (name, f"{leading}{prefix}{name}={quoted}{_line_end(original)}")
         else:
             newline = _newline(text)
             joiner = "" if not text or text.endswith(("\n", "\r")) else newline
@@ -211,7 +208,7 @@ def _newline(text: str) -> str:
     return "\r" if "\r" in text and "\n" not in text else "\n"
 
 
-def _line_end(original: str, text: str) -> str:
+def _line_end(original: str) -> str:
     for ending in ("\r\n", "\n", "\r"):
         if original.endswith(ending):
             return ending

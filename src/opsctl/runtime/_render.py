@@ -73,6 +73,16 @@ def priorities(services: Mapping[str, ServiceSection]) -> dict[str, int]:
     return result
 
 
+def required_stop_seconds(services: Mapping[str, ServiceSection]) -> int:
+    """How long supervisord can take to stop ``services``: it stops one priority group
+    after another, each up to the longest stop timeout in it.
+    """
+    groups: dict[int, int] = {}
+    for name, priority in priorities(services).items():
+        groups[priority] = max(groups.get(priority, 0), services[name].stop_timeout_seconds)
+    return sum(groups.values())
+
+
 def render_supervisord_conf(
     project: Project,
     paths: StatePaths,

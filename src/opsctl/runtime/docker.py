@@ -30,7 +30,6 @@ from opsctl.errors import (
     ResourceUnavailableError,
 )
 from opsctl.runtime._base import Runtime
-from opsctl.runtime._render import priorities
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -49,11 +48,9 @@ def required_stop_seconds(project: Project) -> int:
     """How long supervisord can take to stop everything: it stops one priority group after
     another, each up to the longest stop timeout in it.
     """
-    groups: dict[int, int] = {}
-    for name, priority in priorities(project.services).items():
-        timeout = project.services[name].stop_timeout_seconds
-        groups[priority] = max(groups.get(priority, 0), timeout)
-    return sum(groups.values())
+    from opsctl.runtime._render import required_stop_seconds as needed
+
+    return needed(project.services)
 
 
 def container_stop_seconds(project: Project) -> int:
