@@ -8,10 +8,12 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 if [ "${1:-}" = "--dev" ]; then
-    # The tests run a real Pushgateway and restic, and check rendered rules with promtool.
+    # The tests run a real Pushgateway and restic, check rendered rules with promtool, and
+    # compare restores through the zstd program with the library's.
     command -v prometheus-pushgateway >/dev/null 2>&1 || need_apt+=(prometheus-pushgateway)
     command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
     command -v restic >/dev/null 2>&1 || need_apt+=(restic)
+    command -v zstd >/dev/null 2>&1 || need_apt+=(zstd)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
     sudo=""
